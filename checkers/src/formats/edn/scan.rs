@@ -1,0 +1,304 @@
+//! Finds the top-level forms of an EDN history and the line each starts on, without building
+//! them: `edn-format` gives no positions, and a whole-document parse of a broken file fails where
+//! the input ended rather than where the broken op began.
+
+use crate::formats::FormatError;
+
+/// A top-level form: its text and the 1-based line where it starts.
+pub(super) struct Form<'a> {
+    pub text: &'a str,
+    pub line: usize,
+}
+
+/// Splits the document into the forms inside its outer vector or list (or, without one, its
+/// top-level forms).
+pub(super) fn top_level_forms(text: &str) -> Result<Vec<Form<'_>>, FormatError> {
+    let mut s = Scanner {
+        text,
+        pos: 0,
+        line: 1,
+    };
+    let mut forms = Vec::new();
+    s.skip_space()?;
+    let open = match s.peek() {
+        None => {
+            return Err(FormatError::new(
+                s.line,
+                "no history: expected a vector or list of op maps",
+            ))
+        }
+        Some(b @ (b'[' | b'(')) => b,
+        Some(_) => {
+            // A bare sequence of forms, as in Jepsen's `history.edn`.
+            while s.peek().is_some() {
+                forms.push(s.form()?);
+                s.skip_space()?;
+            }
+            return Ok(forms);
+        }
+    };
+    let (close, kind) = closer(open);
+    let open_line = s.line;
+    s.bump();
+    loop {
+        s.skip_space()?;
+        match s.peek() {
+            None => return Err(unterminated(open_line, kind, close, None)),
+            Some(b) if b == close => break,
+            Some(b @ (b')' | b']' | b'}')) => {
+                // Between op maps, a stray closer is the mistake, not the history's opener.
+                return Err(FormatError::new(
+                    s.line,
+                    format!(
+                        "unexpected `{}`: the history's {kind} from line {open_line} closes with `{}`",
+                        b as char, close as char
+                    ),
+                ));
+            }
+            Some(_) => forms.push(s.form()?),
+        }
+    }
+    s.bump();
+    s.skip_space()?;
+    if s.peek().is_some() {
+        return Err(FormatError::new(
+            s.line,
+            format!(
+                "unexpected text after the history's closing `{}`",
+                close as char
+            ),
+        ));
+    }
+    Ok(forms)
+}
+
+fn closer(open: u8) -> (u8, &'static str) {
+    match open {
+        b'(' => (b')', "list"),
+        b'[' => (b']', "vector"),
+        _ => (b'}', "map"),
+    }
+}
+
+/// The error for a collection opened on `line` that never closes: the input ended, or a
+/// different closing bracket came first.
+fn unterminated(line: usize, kind: &str, close: u8, found: Option<(u8, usize)>) -> FormatError {
+    let close = close as char;
+    let message = match found {
+        None => format!("unterminated {kind}: the input ends before its closing `{close}`"),
+        Some((b, at)) => format!(
+            "unterminated {kind}: found `{}` on line {at} before its closing `{close}`",
+            b as char
+        ),
+    };
+    FormatError::new(line, message)
+}
+
+/// Finds the extent of EDN forms without building them, tracking the line.
+struct Scanner<'a> {
+    text: &'a str,
+    pos: usize,
+    line: usize,
+}
+
+impl<'a> Scanner<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.text.as_bytes().get(self.pos).copied()
+    }
+
+    fn bump(&mut self) -> Option<u8> {
+        let b = self.peek()?;
+        self.pos += 1;
+        if b == b'\n' {
+            self.line += 1;
+        }
+        Some(b)
+    }
+
+    fn skip_comment(&mut self) {
+        while self.peek().is_some_and(|b| b != b'\n') {
+            self.bump();
+        }
+    }
+
+    /// Skips whitespace, commas, `;` comments and `#_` discarded forms.
+    fn skip_space(&mut self) -> Result<(), FormatError> {
+        loop {
+            match self.peek() {
+                Some(b) if b.is_ascii_whitespace() || b == b',' => {
+                    self.bump();
+                }
+                Some(b';') => self.skip_comment(),
+                Some(b'#') if self.text.as_bytes().get(self.pos + 1) == Some(&b'_') => {
+                    self.pos += 2;
+                    self.skip_space()?;
+                    self.form()?;
+                }
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    /// Reads one form starting at the current (non-space) position.
+    fn form(&mut self) -> Result<Form<'a>, FormatError> {
+        let (start, line) = (self.pos, self.line);
+        match self.peek() {
+            None => return Err(FormatError::new(line, "unexpected end of input")),
+            Some(b'"') => self.string()?,
+            Some(b'(' | b'[' | b'{') => self.collection("")?,
+            Some(b'#') if self.text.as_bytes().get(self.pos + 1) == Some(&b'{') => {
+                self.pos += 1;
+                self.collection("set")?;
+            }
+            Some(b'#') => {
+                // A tag (`#inst`, `#jepsen.history.Op`) and the form it applies to.
+                self.pos += 1;
+                self.atom();
+                self.skip_space()?;
+                self.form()?;
+            }
+            Some(b @ (b')' | b']' | b'}')) => {
+                return Err(FormatError::new(
+                    line,
+                    format!("unexpected `{}`", b as char),
+                ))
+            }
+            Some(b'\\') => {
+                self.bump();
+                self.bump();
+                self.atom();
+            }
+            Some(_) => self.atom(),
+        }
+        Ok(Form {
+            text: &self.text[start..self.pos],
+            line,
+        })
+    }
+
+    fn atom(&mut self) {
+        while let Some(b) = self.peek() {
+            if b.is_ascii_whitespace() || b",;\"()[]{}".contains(&b) {
+                return;
+            }
+            self.bump();
+        }
+    }
+
+    fn string(&mut self) -> Result<(), FormatError> {
+        let line = self.line;
+        self.bump();
+        loop {
+            match self.bump() {
+                None => return Err(FormatError::new(line, "unterminated string")),
+                Some(b'\\') => {
+                    self.bump();
+                }
+                Some(b'"') => return Ok(()),
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// Skips a balanced collection; `kind` names the outermost one when its bracket does not.
+    fn collection(&mut self, kind: &'static str) -> Result<(), FormatError> {
+        let mut open: Vec<(u8, &'static str, usize)> = Vec::new();
+        loop {
+            let line = self.line;
+            match self.peek() {
+                None => {
+                    let (close, kind, line) = open[open.len() - 1];
+                    return Err(unterminated(line, kind, close, None));
+                }
+                Some(b'"') => self.string()?,
+                Some(b';') => self.skip_comment(),
+                Some(b) => {
+                    self.bump();
+                    match b {
+                        b'(' | b'[' | b'{' => {
+                            let (close, name) = closer(b);
+                            let name = if open.is_empty() && !kind.is_empty() {
+                                kind
+                            } else {
+                                name
+                            };
+                            open.push((close, name, line));
+                        }
+                        b')' | b']' | b'}' => {
+                            let (close, name, opened) = open.pop().expect("inside a collection");
+                            if b != close {
+                                return Err(unterminated(opened, name, close, Some((b, line))));
+                            }
+                            if open.is_empty() {
+                                return Ok(());
+                            }
+                        }
+                        b'\\' => {
+                            self.bump();
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(text: &str) -> Vec<(usize, &str)> {
+        let forms = top_level_forms(text).unwrap();
+        forms.into_iter().map(|f| (f.line, f.text)).collect()
+    }
+
+    fn error(text: &str) -> (usize, String) {
+        let err = top_level_forms(text).err().expect("an error");
+        (err.line, err.message)
+    }
+
+    #[test]
+    fn finds_forms_and_their_lines() {
+        let text = "; [ { not a form\n[{:a \"}\\\"\"}\n ; ] }\n {:b \\}\n  :c #{1}}\n #_ {:skipped 1}\n #tag {:d 1}]";
+        assert_eq!(
+            lines(text),
+            vec![
+                (2, "{:a \"}\\\"\"}"),
+                (4, "{:b \\}\n  :c #{1}}"),
+                (7, "#tag {:d 1}")
+            ]
+        );
+        assert_eq!(lines("({:a 1}) ; end"), vec![(1, "{:a 1}")]);
+        assert_eq!(
+            lines("{:a 1}\n\n{:b 2}\n"),
+            vec![(1, "{:a 1}"), (3, "{:b 2}")]
+        );
+        assert!(lines("[]").is_empty());
+    }
+
+    #[test]
+    fn broken_structure_names_the_line_it_started_on() {
+        let (line, message) = error("[{:a 1}\n {:b 2\n {:c 3}\n");
+        assert_eq!(line, 2);
+        assert_eq!(
+            message,
+            "unterminated map: the input ends before its closing `}`"
+        );
+        let (line, message) = error("[{:a 1\n {:b 2}\n]");
+        assert_eq!(line, 1);
+        assert_eq!(
+            message,
+            "unterminated map: found `]` on line 3 before its closing `}`"
+        );
+        assert_eq!(
+            error("[{:a 1}\n\n {:b \"x}]\n"),
+            (3, "unterminated string".into())
+        );
+        assert_eq!(error("\n[{:a 1}\n").0, 2);
+        assert_eq!(error("[{:a 1}]\n\n]").0, 3);
+        assert_eq!(error("[{:a 1}\n #{1 2]").0, 2);
+        assert_eq!(error("[{:a 1}\n }]").0, 2);
+        assert_eq!(error("  \n; nothing\n").0, 3);
+    }
+}

@@ -1,0 +1,358 @@
+//! Linearizability checking (DESIGN.md §4).
+//!
+//! The history is split into independent partitions (one per key, by P-compositionality: a history
+//! is linearizable iff each key's sub-history is), each partition is searched with Wing–Gong–Lowe
+//! (see [`search`]), and partitions run in parallel with rayon. The verdict is `invalid` as soon as
+//! one partition is, `unknown` if a time or memory budget ran out first, and `valid` otherwise.
+
+mod budget;
+mod counterexample;
+mod search;
+
+pub use budget::{Abort, Progress};
+pub use counterexample::Counterexample;
+
+use crate::history::{Operation, Outcome};
+use crate::model::{
+    CasRegister, Counter, FailureSemantics, FifoQueue, KeyValue, Model, ModelError, ModelKind,
+    MultiRegister, Mutex, Register, SetModel,
+};
+use budget::Budget;
+use rayon::prelude::*;
+use search::{Search, SearchOp, SearchResult, SearchStats};
+use serde::{Serialize, Serializer};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use thiserror::Error;
+
+/// How to check.
+#[derive(Clone, Debug)]
+pub struct CheckOptions {
+    pub failures: FailureSemantics,
+    /// Split a keyed model's history by key (always done for models of a single object).
+    pub split_by_key: bool,
+    /// Give up with `unknown` after this long.
+    pub time_limit: Option<Duration>,
+    /// Give up with `unknown` when the search's estimated memory reaches this many bytes.
+    pub memory_limit: Option<u64>,
+    /// Shrink an invalid partition to a small failing sub-history (bounded in time).
+    pub shrink: bool,
+    pub progress: Arc<Progress>,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        CheckOptions {
+            failures: FailureSemantics::DidNotHappen,
+            split_by_key: true,
+            time_limit: None,
+            memory_limit: None,
+            shrink: true,
+            progress: Arc::default(),
+        }
+    }
+}
+
+/// The three verdicts. Serialized as `true`, `false` and `"unknown"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Valid,
+    Invalid,
+    Unknown,
+}
+
+impl Serialize for Verdict {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Verdict::Valid => s.serialize_bool(true),
+            Verdict::Invalid => s.serialize_bool(false),
+            Verdict::Unknown => s.serialize_str("unknown"),
+        }
+    }
+}
+
+impl Verdict {
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Valid => "valid",
+            Verdict::Invalid => "invalid",
+            Verdict::Unknown => "unknown",
+        }
+    }
+}
+
+/// Search effort, summed over partitions.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Stats {
+    pub steps: u64,
+    pub configurations: u64,
+    pub states: u64,
+}
+
+/// What the linearizability checker found.
+#[derive(Clone, Debug, Serialize)]
+pub struct LinearizabilityResult {
+    pub valid: Verdict,
+    pub model: String,
+    /// Client operations in the history.
+    pub ops: usize,
+    /// Operations the search had to place (failed ops and unknown reads need no place).
+    pub checked_ops: usize,
+    pub partitions: usize,
+    pub split_by_key: bool,
+    pub failures: FailureSemantics,
+    /// Why the verdict is invalid or unknown, in one sentence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counterexample: Option<Counterexample>,
+    pub stats: Stats,
+    pub check_ms: f64,
+}
+
+/// A history the checker cannot start on.
+#[derive(Debug, Error)]
+pub enum CheckError {
+    #[error("{0}")]
+    Model(#[from] ModelError),
+    #[error("initial value for the {model} model: {message}")]
+    Init {
+        model: &'static str,
+        message: String,
+    },
+}
+
+/// Checks `ops` against the built-in model `kind` starting from `init` (`null`: the model's
+/// natural default).
+pub fn check_model(
+    kind: ModelKind,
+    init: &Value,
+    ops: &[Operation],
+    options: &CheckOptions,
+) -> Result<LinearizabilityResult, CheckError> {
+    let bad_init = |message: String| CheckError::Init {
+        model: kind.name(),
+        message,
+    };
+    Ok(match kind {
+        ModelKind::Register => check(&Register::new(init), ops, options)?,
+        ModelKind::CasRegister => check(&CasRegister::new(init), ops, options)?,
+        ModelKind::KeyValue => check(&KeyValue::new(init), ops, options)?,
+        ModelKind::MultiRegister => {
+            check(&MultiRegister::new(init).map_err(bad_init)?, ops, options)?
+        }
+        ModelKind::Set => check(&SetModel::new(init).map_err(bad_init)?, ops, options)?,
+        ModelKind::Counter => check(&Counter::new(init).map_err(bad_init)?, ops, options)?,
+        ModelKind::Mutex => check(&Mutex::new(init).map_err(bad_init)?, ops, options)?,
+        ModelKind::Queue => check(&FifoQueue::new(init).map_err(bad_init)?, ops, options)?,
+    })
+}
+
+/// One independently checkable part of the history.
+struct Partition<O> {
+    key: Option<Value>,
+    /// Indices into the history's operations, parallel to `ops`.
+    sources: Vec<usize>,
+    ops: Vec<SearchOp<O>>,
+}
+
+/// A finished partition: its index and outcome.
+type Finished<S> = (usize, PartitionOutcome<S>);
+
+enum PartitionOutcome<S> {
+    Valid,
+    Invalid(Box<search::Stuck<S>>),
+    Aborted,
+}
+
+/// Checks `ops` (from [`crate::history::History::operations`]) against any model.
+pub fn check<M: Model>(
+    model: &M,
+    ops: &[Operation],
+    options: &CheckOptions,
+) -> Result<LinearizabilityResult, ModelError> {
+    let started = Instant::now();
+    let split = options.split_by_key || !model.keyed();
+    let partitions = partition(model, ops, options.failures, split)?;
+    let checked_ops = partitions.iter().map(|p| p.ops.len()).sum();
+    let budget = Budget::new(
+        options.time_limit,
+        options.memory_limit,
+        options.progress.clone(),
+    );
+    let progress = &options.progress;
+    progress
+        .partitions_total
+        .store(partitions.len(), Ordering::Relaxed);
+    progress.partitions_done.store(0, Ordering::Relaxed);
+
+    let (outcomes, search_stats) = run_in_rounds(model, &partitions, &budget);
+    let stats = Stats {
+        steps: search_stats.steps,
+        configurations: search_stats.configurations,
+        states: search_stats.states,
+    };
+    // Report the first invalid partition in key order. (When several keys are invalid, which ones
+    // finish before the others are cancelled can vary from run to run.)
+    let invalid = outcomes.iter().find_map(|(i, outcome)| match outcome {
+        PartitionOutcome::Invalid(stuck) => Some((*i, stuck)),
+        _ => None,
+    });
+    let aborted = outcomes.len() < partitions.len()
+        || outcomes
+            .iter()
+            .any(|(_, o)| matches!(o, PartitionOutcome::Aborted));
+
+    let (valid, reason, counterexample) = if let Some((i, stuck)) = invalid {
+        let partition = &partitions[i];
+        let shrink_budget = options
+            .shrink
+            .then(|| shrink_time(budget.remaining()))
+            .flatten();
+        let cx = counterexample::build(model, ops, partition, stuck, shrink_budget);
+        (Verdict::Invalid, Some(cx.summary()), Some(cx))
+    } else if aborted {
+        let why = budget
+            .abort_reason()
+            .map_or_else(|| "the search was cancelled".to_string(), |a| a.to_string());
+        let done = outcomes
+            .iter()
+            .filter(|(_, o)| matches!(o, PartitionOutcome::Valid))
+            .count();
+        let reason = format!(
+            "{why} before the search finished ({done} of {} partitions proven linearizable)",
+            partitions.len()
+        );
+        (Verdict::Unknown, Some(reason), None)
+    } else {
+        (Verdict::Valid, None, None)
+    };
+
+    Ok(LinearizabilityResult {
+        valid,
+        model: model.name().to_string(),
+        ops: ops.len(),
+        checked_ops,
+        partitions: partitions.len(),
+        split_by_key: split,
+        failures: options.failures,
+        reason,
+        counterexample,
+        stats,
+        check_ms: started.elapsed().as_secs_f64() * 1e3,
+    })
+}
+
+/// The first round's slice, in search steps; each round doubles it.
+const FIRST_SLICE: u64 = 1 << 15;
+
+/// Runs every partition's search in rounds of growing slices (in steps, not time, so the outcome
+/// does not depend on thread timing). Easy partitions finish in the first round; once any partition
+/// is proven invalid the rest are dropped, since the verdict cannot change. Without this, a few
+/// huge partitions could occupy every core while an easy violation waits behind them.
+///
+/// Returns the finished partitions' outcomes in key order, and the effort spent.
+fn run_in_rounds<M: Model>(
+    model: &M,
+    partitions: &[Partition<M::Op>],
+    budget: &Budget,
+) -> (Vec<Finished<M::State>>, SearchStats) {
+    let mut tasks: Vec<(usize, Search<M>)> = (0..partitions.len())
+        .map(|i| (i, Search::new(model, &partitions[i].ops, budget)))
+        .collect();
+    // Largest first within a round, so a big partition does not start last and run alone.
+    tasks.sort_by_key(|(i, _)| std::cmp::Reverse(partitions[*i].ops.len()));
+    let mut outcomes = Vec::new();
+    let mut stats = SearchStats::default();
+    let mut slice = FIRST_SLICE;
+    while !tasks.is_empty() {
+        let results: Vec<Option<SearchResult<M::State>>> = tasks
+            .par_iter_mut()
+            .map(|(_, search)| search.resume(slice))
+            .collect();
+        let mut unfinished = Vec::new();
+        for ((i, search), result) in tasks.into_iter().zip(results) {
+            let Some(result) = result else {
+                unfinished.push((i, search));
+                continue;
+            };
+            search.finish(&mut stats);
+            budget
+                .progress
+                .partitions_done
+                .fetch_add(1, Ordering::Relaxed);
+            outcomes.push((
+                i,
+                match result {
+                    SearchResult::Linearizable => PartitionOutcome::Valid,
+                    SearchResult::NotLinearizable(stuck) => PartitionOutcome::Invalid(stuck),
+                    SearchResult::Aborted => PartitionOutcome::Aborted,
+                },
+            ));
+        }
+        tasks = unfinished;
+        if outcomes
+            .iter()
+            .any(|(_, o)| matches!(o, PartitionOutcome::Invalid(_)))
+        {
+            for (_, search) in tasks.drain(..) {
+                search.finish(&mut stats);
+            }
+        }
+        slice = slice.saturating_mul(2);
+    }
+    outcomes.sort_by_key(|(i, _)| *i);
+    (outcomes, stats)
+}
+
+/// Shrinking is a courtesy: it gets at most two seconds, and never more than half of what is left.
+fn shrink_time(remaining: Option<Duration>) -> Option<Duration> {
+    let cap = Duration::from_secs(2);
+    match remaining {
+        None => Some(cap),
+        Some(left) if left < Duration::from_millis(20) => None,
+        Some(left) => Some(cap.min(left / 2)),
+    }
+}
+
+/// Drops operations that need no place in a linearization, compiles the rest, and groups them.
+fn partition<M: Model>(
+    model: &M,
+    ops: &[Operation],
+    failures: FailureSemantics,
+    split: bool,
+) -> Result<Vec<Partition<M::Op>>, ModelError> {
+    let mut groups: BTreeMap<String, Partition<M::Op>> = BTreeMap::new();
+    for (index, op) in ops.iter().enumerate() {
+        if op.outcome == Outcome::Fail && failures == FailureSemantics::DidNotHappen {
+            continue;
+        }
+        let compiled = model.prepare(op)?;
+        // An indeterminate operation that changes nothing may as well never have happened.
+        if op.outcome == Outcome::Info && model.is_read_only(&compiled) {
+            continue;
+        }
+        let group_key = match (&op.key, split) {
+            (Some(key), true) => key.to_string(),
+            _ => String::new(),
+        };
+        let group = groups.entry(group_key).or_insert_with(|| Partition {
+            key: if split { op.key.clone() } else { None },
+            sources: Vec::new(),
+            ops: Vec::new(),
+        });
+        group.sources.push(index);
+        group.ops.push(SearchOp {
+            op: compiled,
+            call: op.call,
+            ret: match op.outcome {
+                Outcome::Info => None,
+                _ => op.ret,
+            },
+        });
+    }
+    Ok(groups.into_values().collect())
+}

@@ -1,0 +1,558 @@
+//! The Wing–Gong–Lowe search over one partition of a history.
+//!
+//! Calls and returns sit in a doubly linked list in time order. The search walks the list: at a
+//! call it tries to linearize that operation now (the model must accept it, and the resulting
+//! configuration — the set of linearized operations plus the model state — must be new); at a
+//! return of an operation not yet linearized it backtracks. Lifting an operation unlinks its call
+//! and return ("dancing links"), so undoing is O(1).
+//!
+//! What makes it fast:
+//! - model states are interned to `u32` ids and steps memoized per `(state, op)`, so the model runs
+//!   once per distinct transition, however large its state;
+//! - the linearized set's hash is maintained incrementally (Zobrist: XOR of a random word per
+//!   operation), so a cache probe costs O(1) unless hashes collide;
+//! - the cache stores bitsets in one flat arena, with no allocation per entry.
+//!
+//! Indeterminate operations (`info`) have their returns after every definite return. Reaching one
+//! means every definite operation is linearized: the rest may take effect later or never.
+//!
+//! Because indeterminate operations are optional, a configuration is *dominated* by another with
+//! the same state, the same definite operations linearized, and a subset of the indeterminate ones:
+//! everything that can follow the first can follow the second. The cache therefore keys on
+//! (definite set, state) and keeps the indeterminate sets seen; a configuration whose indeterminate
+//! set contains one already seen is pruned. On Jepsen histories full of timed-out writes this cuts
+//! the search by an order of magnitude; without indeterminate operations it is the plain WGL cache.
+
+use super::budget::Budget;
+use crate::model::Model;
+use hashbrown::HashTable;
+use rustc_hash::{FxBuildHasher, FxHashMap};
+use std::hash::BuildHasher;
+use std::sync::atomic::Ordering;
+
+const NIL: u32 = u32::MAX;
+const HEAD: u32 = 0;
+/// How often (in search steps) the search looks at the clock, the memory budget and cancellation.
+const CHECK_EVERY: u64 = 1 << 12;
+
+/// One operation of a partition, ready for the search.
+#[derive(Clone, Debug)]
+pub(crate) struct SearchOp<O> {
+    pub op: O,
+    /// Position of the invocation in the history's events (orders calls and returns).
+    pub call: usize,
+    /// Position of the completion; `None` for an indeterminate operation.
+    pub ret: Option<usize>,
+}
+
+/// Why a partition is not linearizable: the deepest point the search reached.
+#[derive(Clone, Debug)]
+pub(crate) struct Stuck<S> {
+    /// The longest linearization found, as partition-local operation indices in order.
+    pub prefix: Vec<u32>,
+    /// The operation whose return was reached while it could not be linearized.
+    pub blocked: u32,
+    /// Distinct model states the search was in when it got stuck at that depth (bounded).
+    pub states: Vec<S>,
+    /// Operations not linearized whose call precedes the blocked return: the candidates.
+    pub pending: Vec<u32>,
+}
+
+pub(crate) enum SearchResult<S> {
+    Linearizable,
+    NotLinearizable(Box<Stuck<S>>),
+    Aborted,
+}
+
+/// Search statistics, for progress and results.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct SearchStats {
+    pub steps: u64,
+    pub configurations: u64,
+    pub states: u64,
+}
+
+struct Frame {
+    op: u32,
+    state: u32,
+    /// Taken because it was a read that fit (see `force_reads`): the configuration below it
+    /// fails exactly when this frame's subtree does, so no sibling needs trying.
+    forced: bool,
+}
+
+#[derive(Clone, Copy)]
+struct CacheEntry {
+    hash: u64,
+    state: u32,
+    /// Index of the definite set in `Bitsets::arena` (equal sets share a slot).
+    definite: u32,
+    /// Index of the indeterminate set in its arena (unused when there are none).
+    indeterminate: u32,
+}
+
+/// Sets of operations stored flat, `words` per set.
+struct Bitsets {
+    words: usize,
+    current: Vec<u64>,
+    arena: Vec<u64>,
+}
+
+impl Bitsets {
+    fn new(members: usize) -> Bitsets {
+        let words = members.div_ceil(64);
+        Bitsets {
+            words,
+            current: vec![0; words],
+            arena: Vec::new(),
+        }
+    }
+
+    fn flip(&mut self, member: u32) {
+        self.current[member as usize / 64] ^= 1 << (member % 64);
+    }
+
+    fn stored(&self, slot: u32) -> &[u64] {
+        let at = slot as usize * self.words;
+        &self.arena[at..at + self.words]
+    }
+
+    fn equals_current(&self, slot: u32) -> bool {
+        self.stored(slot) == &self.current[..]
+    }
+
+    fn store_current(&mut self) -> u32 {
+        if self.words == 0 {
+            return 0;
+        }
+        let slot = (self.arena.len() / self.words) as u32;
+        self.arena.extend_from_slice(&self.current);
+        slot
+    }
+}
+
+/// Interned model states and memoized steps.
+struct States<'m, M: Model> {
+    model: &'m M,
+    values: Vec<M::State>,
+    ids: HashTable<u32>,
+    steps: FxHashMap<u64, u32>,
+}
+
+impl<'m, M: Model> States<'m, M> {
+    fn new(model: &'m M) -> Self {
+        let mut states = States {
+            model,
+            values: Vec::new(),
+            ids: HashTable::new(),
+            steps: FxHashMap::default(),
+        };
+        states.intern(model.init());
+        states
+    }
+
+    fn intern(&mut self, state: M::State) -> u32 {
+        let hasher = FxBuildHasher;
+        let hash = hasher.hash_one(&state);
+        let values = &self.values;
+        if let Some(&id) = self.ids.find(hash, |&id| values[id as usize] == state) {
+            return id;
+        }
+        let id = self.values.len() as u32;
+        self.values.push(state);
+        let values = &self.values;
+        self.ids
+            .insert_unique(hash, id, |&id| hasher.hash_one(&values[id as usize]));
+        id
+    }
+
+    /// The state after `op` in `state`, or `NIL` when the model rejects it.
+    fn step(&mut self, state: u32, op_index: u32, op: &M::Op) -> u32 {
+        let key = (u64::from(state) << 32) | u64::from(op_index);
+        if let Some(&next) = self.steps.get(&key) {
+            return next;
+        }
+        let next = match self.model.step(&self.values[state as usize], op) {
+            Some(s) => self.intern(s),
+            None => NIL,
+        };
+        self.steps.insert(key, next);
+        next
+    }
+
+    fn approx_bytes(&self) -> usize {
+        self.values.len() * (std::mem::size_of::<M::State>() * 2 + 16) + self.steps.len() * 16
+    }
+}
+
+/// Runs a whole search. `ops` must be in invocation order.
+pub(crate) fn search<M: Model>(
+    model: &M,
+    ops: &[SearchOp<M::Op>],
+    budget: &Budget,
+    stats: &mut SearchStats,
+) -> SearchResult<M::State> {
+    let mut search = Search::new(model, ops, budget);
+    let result = search
+        .resume(u64::MAX)
+        .expect("an unbounded slice finishes");
+    search.finish(stats);
+    result
+}
+
+/// A search that can run in slices, so many partitions can share the cores fairly.
+pub(crate) struct Search<'a, M: Model> {
+    ops: &'a [SearchOp<M::Op>],
+    budget: &'a Budget,
+    states: States<'a, M>,
+    // The list: node 0 is the head; node 2i+1 is op i's call, 2i+2 its return.
+    next: Vec<u32>,
+    prev: Vec<u32>,
+    /// Operations that never change the state (reads), per the model.
+    read_only: Vec<bool>,
+    /// Each operation's member number in `definite` or `indeterminate`.
+    member: Vec<u32>,
+    definite: Bitsets,
+    indeterminate: Bitsets,
+    /// Zobrist hash of the definite set: XOR of `zobrist[op]` over its members.
+    zobrist: Vec<u64>,
+    hash: u64,
+    cache: HashTable<CacheEntry>,
+    stack: Vec<Frame>,
+    best: Option<Stuck<u32>>,
+    /// Bytes last reported to the budget.
+    reported: usize,
+    /// Where the walk is, so a slice can end anywhere and the next resume there.
+    state: u32,
+    node: u32,
+    fresh: bool,
+    steps: u64,
+}
+
+fn call_node(op: u32) -> u32 {
+    2 * op + 1
+}
+fn ret_node(op: u32) -> u32 {
+    2 * op + 2
+}
+fn node_op(node: u32) -> (u32, bool) {
+    ((node - 1) / 2, node % 2 == 1)
+}
+
+/// SplitMix64: deterministic, well-mixed words for Zobrist hashing.
+fn splitmix(seed: u64) -> u64 {
+    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+impl<'a, M: Model> Search<'a, M> {
+    pub(crate) fn new(model: &'a M, ops: &'a [SearchOp<M::Op>], budget: &'a Budget) -> Self {
+        let n = ops.len();
+        let nodes = 2 * n + 1;
+        // Order nodes by time: calls and definite returns by history position; indeterminate
+        // returns after everything, in call order.
+        let mut order: Vec<(usize, u32)> = Vec::with_capacity(2 * n);
+        for (i, op) in ops.iter().enumerate() {
+            let i = i as u32;
+            order.push((op.call, call_node(i)));
+            let ret_position = op.ret.unwrap_or(usize::MAX / 2 + op.call);
+            order.push((ret_position, ret_node(i)));
+        }
+        order.sort_unstable();
+        let mut next = vec![NIL; nodes];
+        let mut prev = vec![NIL; nodes];
+        let mut last = HEAD;
+        for &(_, node) in &order {
+            next[last as usize] = node;
+            prev[node as usize] = last;
+            last = node;
+        }
+        let mut member = Vec::with_capacity(n);
+        let (mut definite, mut indeterminate) = (0u32, 0u32);
+        for op in ops {
+            let counter = if op.ret.is_some() {
+                &mut definite
+            } else {
+                &mut indeterminate
+            };
+            member.push(*counter);
+            *counter += 1;
+        }
+        Search {
+            ops,
+            budget,
+            read_only: ops.iter().map(|op| model.is_read_only(&op.op)).collect(),
+            states: States::new(model),
+            next,
+            prev,
+            member,
+            definite: Bitsets::new(definite as usize),
+            indeterminate: Bitsets::new(indeterminate as usize),
+            zobrist: (0..n as u64).map(splitmix).collect(),
+            hash: 0,
+            cache: HashTable::new(),
+            stack: Vec::with_capacity(n),
+            best: None,
+            reported: 0,
+            state: 0, // the initial state is interned first
+            node: HEAD,
+            fresh: true,
+            steps: 0,
+        }
+    }
+
+    fn lift(&mut self, op: u32) {
+        for node in [call_node(op), ret_node(op)] {
+            let (p, n) = (self.prev[node as usize], self.next[node as usize]);
+            self.next[p as usize] = n;
+            if n != NIL {
+                self.prev[n as usize] = p;
+            }
+        }
+    }
+
+    fn unlift(&mut self, op: u32) {
+        for node in [ret_node(op), call_node(op)] {
+            let (p, n) = (self.prev[node as usize], self.next[node as usize]);
+            self.next[p as usize] = node;
+            if n != NIL {
+                self.prev[n as usize] = node;
+            }
+        }
+    }
+
+    fn toggle(&mut self, op: u32) {
+        let member = self.member[op as usize];
+        if self.ops[op as usize].ret.is_some() {
+            self.definite.flip(member);
+        } else {
+            self.indeterminate.flip(member);
+        }
+        self.hash ^= self.zobrist[op as usize];
+    }
+
+    /// Records the current configuration; false if it, or one that dominates it, was seen.
+    fn remember(&mut self, state: u32) -> bool {
+        let hash = self.hash ^ splitmix(u64::from(state) ^ 0x5EED);
+        let mut same_definite: Option<u32> = None;
+        for entry in self.cache.iter_hash(hash) {
+            if entry.hash != hash || entry.state != state {
+                continue;
+            }
+            // Equal definite sets share one slot, so after the first match a slot compare will do.
+            match same_definite {
+                Some(slot) if slot != entry.definite => continue,
+                None if !self.definite.equals_current(entry.definite) => continue,
+                _ => same_definite = Some(entry.definite),
+            }
+            if self.indeterminate.words == 0
+                || self.indeterminate.equals_current(entry.indeterminate)
+            {
+                return false;
+            }
+        }
+        let definite = same_definite.unwrap_or_else(|| self.definite.store_current());
+        let indeterminate = self.indeterminate.store_current();
+        let entry = CacheEntry {
+            hash,
+            state,
+            definite,
+            indeterminate,
+        };
+        self.cache.insert_unique(hash, entry, |e| e.hash);
+        true
+    }
+
+    fn approx_bytes(&self) -> usize {
+        (self.definite.arena.capacity() + self.indeterminate.arena.capacity()) * 8
+            + self.cache.capacity() * (std::mem::size_of::<CacheEntry>() + 1)
+            + self.states.approx_bytes()
+    }
+
+    /// Keeps the deepest point at which the search got stuck, for the counterexample.
+    fn note_stuck(&mut self, blocked: u32, state: u32) {
+        let depth = self.stack.len();
+        match &mut self.best {
+            Some(best) if best.prefix.len() > depth => {}
+            Some(best) if best.prefix.len() == depth => {
+                if best.states.len() < 8 && !best.states.contains(&state) {
+                    best.states.push(state);
+                }
+            }
+            _ => {
+                let pending = self.pending_before(blocked);
+                self.best = Some(Stuck {
+                    prefix: self.stack.iter().map(|f| f.op).collect(),
+                    blocked,
+                    states: vec![state],
+                    pending,
+                });
+            }
+        }
+    }
+
+    /// Calls still in the list before `blocked`'s return: operations that could have gone next.
+    fn pending_before(&self, blocked: u32) -> Vec<u32> {
+        let mut pending = Vec::new();
+        let mut node = self.next[HEAD as usize];
+        while node != NIL && node != ret_node(blocked) && pending.len() < 32 {
+            let (op, is_call) = node_op(node);
+            if is_call && op != blocked {
+                pending.push(op);
+            }
+            node = self.next[node as usize];
+        }
+        pending
+    }
+
+    /// Linearizes every pending read that fits the current state, each as a forced frame.
+    ///
+    /// Sound and complete: if a linearization exists from here, one exists with the read placed
+    /// now, because a read changes no state and everything that must precede it is already
+    /// placed (its call has been reached). Returns false if the resulting configuration was
+    /// already explored, which means the current one fails too.
+    fn force_reads(&mut self, state: u32) -> bool {
+        let mut node = self.next[HEAD as usize];
+        while node != NIL {
+            let (op, is_call) = node_op(node);
+            if !is_call {
+                break; // calls after the first pending return cannot go yet
+            }
+            if self.read_only[op as usize]
+                && self.states.step(state, op, &self.ops[op as usize].op) == state
+            {
+                self.toggle(op);
+                if !self.remember(state) {
+                    self.toggle(op);
+                    return false;
+                }
+                self.stack.push(Frame {
+                    op,
+                    state,
+                    forced: true,
+                });
+                self.lift(op);
+                node = self.next[HEAD as usize];
+                continue;
+            }
+            node = self.next[node as usize];
+        }
+        true
+    }
+
+    /// Undoes frames until one whose siblings are still worth trying; returns the node to resume
+    /// the scan at, or `None` when the search space is exhausted.
+    fn backtrack(&mut self, state: &mut u32) -> Option<u32> {
+        loop {
+            let frame = self.stack.pop()?;
+            *state = frame.state;
+            self.toggle(frame.op);
+            self.unlift(frame.op);
+            if !frame.forced {
+                return Some(self.next[call_node(frame.op) as usize]);
+            }
+        }
+    }
+
+    /// Runs for at most `slice` steps. `None` means unfinished: call again to go on.
+    pub(crate) fn resume(&mut self, slice: u64) -> Option<SearchResult<M::State>> {
+        let (mut state, mut node, mut fresh) = (self.state, self.node, self.fresh);
+        let mut since_check = 0u64;
+        let mut taken = 0u64;
+        let result = loop {
+            since_check += 1;
+            if since_check == CHECK_EVERY {
+                taken += since_check;
+                let bytes = self.approx_bytes();
+                let verdict = self.budget.check(&mut self.reported, bytes, since_check);
+                since_check = 0;
+                if verdict.is_err() {
+                    break Some(SearchResult::Aborted);
+                }
+                if taken >= slice {
+                    break None;
+                }
+            }
+            if fresh {
+                fresh = false;
+                if !self.force_reads(state) {
+                    match self.backtrack(&mut state) {
+                        Some(resume) => node = resume,
+                        None => break Some(self.stuck()),
+                    }
+                    continue;
+                }
+                node = self.next[HEAD as usize];
+            }
+            if node == NIL {
+                break Some(SearchResult::Linearizable);
+            }
+            let (op, is_call) = node_op(node);
+            if is_call {
+                let next_state = self.states.step(state, op, &self.ops[op as usize].op);
+                // An indeterminate operation that changes nothing is dominated by not doing it.
+                let pointless = next_state == state && self.ops[op as usize].ret.is_none();
+                if next_state != NIL && !pointless {
+                    self.toggle(op);
+                    if self.remember(next_state) {
+                        self.stack.push(Frame {
+                            op,
+                            state,
+                            forced: false,
+                        });
+                        state = next_state;
+                        self.lift(op);
+                        fresh = true;
+                        continue;
+                    }
+                    self.toggle(op);
+                }
+                node = self.next[node as usize];
+            } else {
+                if self.ops[op as usize].ret.is_none() {
+                    // Every definite operation is linearized; the rest may never happen.
+                    break Some(SearchResult::Linearizable);
+                }
+                self.note_stuck(op, state);
+                match self.backtrack(&mut state) {
+                    Some(resume) => node = resume,
+                    None => break Some(self.stuck()),
+                }
+            }
+        };
+        self.budget
+            .progress
+            .steps
+            .fetch_add(since_check, Ordering::Relaxed);
+        self.steps += taken + since_check;
+        (self.state, self.node, self.fresh) = (state, node, fresh);
+        result
+    }
+
+    /// Adds this search's effort to `stats` and returns its memory to the budget.
+    pub(crate) fn finish(self, stats: &mut SearchStats) {
+        stats.steps += self.steps;
+        stats.configurations += self.cache.len() as u64;
+        stats.states += self.states.values.len() as u64;
+        self.budget.release(self.reported);
+    }
+
+    fn stuck(&mut self) -> SearchResult<M::State> {
+        let best = self
+            .best
+            .take()
+            .expect("a failed search got stuck somewhere");
+        let states = best
+            .states
+            .iter()
+            .map(|&id| self.states.values[id as usize].clone())
+            .collect();
+        SearchResult::NotLinearizable(Box::new(Stuck {
+            prefix: best.prefix,
+            blocked: best.blocked,
+            states,
+            pending: best.pending,
+        }))
+    }
+}

@@ -1,0 +1,72 @@
+//! [`Atom`]: a compact, hashable stand-in for a JSON value, so model states can be cached and
+//! interned (`serde_json::Value` is neither `Hash` nor cheap to clone).
+
+use serde_json::Value;
+use std::sync::Arc;
+
+/// A scalar (or, for anything else, its canonical JSON text) that hashes and compares cheaply.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Atom {
+    Nil,
+    Bool(bool),
+    Int(i64),
+    Str(Arc<str>),
+    /// Floats, big numbers, arrays and objects, as canonical JSON text.
+    Json(Arc<str>),
+}
+
+impl Atom {
+    pub fn from_value(value: &Value) -> Atom {
+        match value {
+            Value::Null => Atom::Nil,
+            Value::Bool(b) => Atom::Bool(*b),
+            Value::Number(n) => match n.as_i64() {
+                Some(i) => Atom::Int(i),
+                None => Atom::Json(n.to_string().into()),
+            },
+            Value::String(s) => Atom::Str(s.as_str().into()),
+            other => Atom::Json(other.to_string().into()),
+        }
+    }
+
+    pub fn to_value(&self) -> Value {
+        match self {
+            Atom::Nil => Value::Null,
+            Atom::Bool(b) => Value::Bool(*b),
+            Atom::Int(i) => Value::from(*i),
+            Atom::Str(s) => Value::String(s.to_string()),
+            Atom::Json(text) => serde_json::from_str(text).unwrap_or(Value::Null),
+        }
+    }
+
+    pub fn is_nil(&self) -> bool {
+        matches!(self, Atom::Nil)
+    }
+}
+
+impl From<&Value> for Atom {
+    fn from(value: &Value) -> Atom {
+        Atom::from_value(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn round_trips_values() {
+        for v in [
+            json!(null),
+            json!(true),
+            json!(-3),
+            json!("x"),
+            json!(1.5),
+            json!([1, {"a": 2}]),
+        ] {
+            assert_eq!(Atom::from_value(&v).to_value(), v);
+        }
+        assert_eq!(Atom::from_value(&json!(2)), Atom::Int(2));
+    }
+}

@@ -1,0 +1,188 @@
+//! A key-value map with `get`, `put` and `append` (Porcupine's kv model, and Fissure's own kv
+//! workloads). The state is the whole map, so one history can be checked whole or split by key.
+
+use super::{Atom, Model, ModelError};
+use crate::history::{Operation, Outcome};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// A compiled key-value operation.
+#[derive(Clone, Debug, PartialEq)]
+pub enum KvOp {
+    /// A get and the value it returned (`None`: unknown).
+    Get(Atom, Option<Atom>),
+    Put(Atom, Atom),
+    Append(Atom, Arc<str>),
+    /// An operation that certainly had no effect.
+    Nothing,
+}
+
+/// The map, as sorted `(key, value)` pairs holding only keys whose value differs from the initial
+/// one, so that equal maps are equal states.
+pub type KvState = Vec<(Atom, Atom)>;
+
+#[derive(Clone, Debug)]
+pub struct KeyValue {
+    init: Atom,
+}
+
+impl KeyValue {
+    /// `init` is every key's initial value (Porcupine's kv: `""`).
+    pub fn new(init: &Value) -> KeyValue {
+        KeyValue {
+            init: Atom::from_value(init),
+        }
+    }
+
+    fn lookup<'a>(&'a self, state: &'a KvState, key: &Atom) -> &'a Atom {
+        match state.binary_search_by(|(k, _)| k.cmp(key)) {
+            Ok(i) => &state[i].1,
+            Err(_) => &self.init,
+        }
+    }
+
+    fn with(&self, state: &KvState, key: &Atom, value: Atom) -> KvState {
+        let mut next = state.clone();
+        match next.binary_search_by(|(k, _)| k.cmp(key)) {
+            Ok(i) if value == self.init => {
+                next.remove(i);
+            }
+            Ok(i) => next[i].1 = value,
+            Err(_) if value == self.init => {}
+            Err(i) => next.insert(i, (key.clone(), value)),
+        }
+        next
+    }
+}
+
+const FUNCTIONS: &[&str] = &["get", "put", "append", "read", "write"];
+
+impl Model for KeyValue {
+    type State = KvState;
+    type Op = KvOp;
+
+    fn name(&self) -> &'static str {
+        "kv"
+    }
+
+    fn init(&self) -> KvState {
+        Vec::new()
+    }
+
+    fn prepare(&self, op: &Operation) -> Result<KvOp, ModelError> {
+        let key = match &op.key {
+            Some(key) => Atom::from_value(key),
+            None => return Err(ModelError::new(op, "kv operations need a \"key\"")),
+        };
+        let f = op.f.as_str();
+        if !FUNCTIONS.contains(&f) {
+            return Err(ModelError::unknown_f(op, "kv", FUNCTIONS));
+        }
+        Ok(match (f, op.outcome) {
+            ("get" | "read", Outcome::Ok) => KvOp::Get(key, Some(Atom::from_value(&op.output))),
+            ("get" | "read", _) => KvOp::Get(key, None),
+            (_, Outcome::Fail) => KvOp::Nothing,
+            ("put" | "write", _) => KvOp::Put(key, Atom::from_value(&op.input)),
+            _ => match &op.input {
+                Value::String(s) => KvOp::Append(key, s.as_str().into()),
+                other => {
+                    return Err(ModelError::new(
+                        op,
+                        format!("append takes a string, got {other}"),
+                    ))
+                }
+            },
+        })
+    }
+
+    fn step(&self, state: &KvState, op: &KvOp) -> Option<KvState> {
+        match op {
+            KvOp::Get(key, Some(seen)) => (self.lookup(state, key) == seen).then(|| state.clone()),
+            KvOp::Get(_, None) | KvOp::Nothing => Some(state.clone()),
+            KvOp::Put(key, value) => Some(self.with(state, key, value.clone())),
+            KvOp::Append(key, suffix) => {
+                let joined = match self.lookup(state, key) {
+                    Atom::Str(s) => format!("{s}{suffix}"),
+                    Atom::Nil => suffix.to_string(),
+                    // Appending to a non-string cannot produce any observation we model.
+                    _ => return None,
+                };
+                Some(self.with(state, key, Atom::Str(joined.into())))
+            }
+        }
+    }
+
+    fn is_read_only(&self, op: &KvOp) -> bool {
+        matches!(op, KvOp::Get(..) | KvOp::Nothing)
+    }
+
+    fn describe_state(&self, state: &KvState) -> Value {
+        let map: serde_json::Map<String, Value> = state
+            .iter()
+            .map(|(k, v)| {
+                let key = match k.to_value() {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                (key, v.to_value())
+            })
+            .collect();
+        serde_json::json!({ "changed_keys": map, "others": self.init.to_value() })
+    }
+
+    fn keyed(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::test_support::keyed;
+    use serde_json::json;
+
+    #[test]
+    fn put_append_get() {
+        let m = KeyValue::new(&json!(""));
+        let append = |k: &str, v: &str| {
+            m.prepare(&keyed(
+                "append",
+                json!(k),
+                json!(v),
+                Outcome::Ok,
+                json!(null),
+            ))
+            .unwrap()
+        };
+        let get = |k: &str, v: &str| {
+            m.prepare(&keyed("get", json!(k), json!(null), Outcome::Ok, json!(v)))
+                .unwrap()
+        };
+        let s = m.step(&m.init(), &append("a", "x")).unwrap();
+        let s = m.step(&s, &append("a", "y")).unwrap();
+        assert!(m.step(&s, &get("a", "xy")).is_some());
+        assert!(m.step(&s, &get("b", "")).is_some());
+        assert!(m.step(&s, &get("a", "x")).is_none());
+        let put = m
+            .prepare(&keyed(
+                "put",
+                json!("a"),
+                json!(""),
+                Outcome::Ok,
+                json!(null),
+            ))
+            .unwrap();
+        // Putting the initial value back gives the initial state: states stay canonical.
+        assert_eq!(m.step(&s, &put).unwrap(), m.init());
+        assert!(m.is_read_only(&get("a", "")));
+    }
+
+    #[test]
+    fn rejects_missing_key_and_bad_append() {
+        let m = KeyValue::new(&json!(""));
+        let no_key = crate::model::test_support::op("get", json!(null), Outcome::Ok, json!(""));
+        assert!(m.prepare(&no_key).unwrap_err().message.contains("key"));
+        let bad = keyed("append", json!("a"), json!(3), Outcome::Ok, json!(null));
+        assert!(m.prepare(&bad).unwrap_err().message.contains("string"));
+    }
+}

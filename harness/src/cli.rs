@@ -1,0 +1,94 @@
+//! Command-line definitions (DESIGN.md §8).
+
+use crate::sizes::ByteSize;
+use checkers::formats::Format;
+use checkers::{FailureSemantics, ModelKind};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "fissure",
+    version,
+    about = "Finds consistency bugs in distributed systems: runs tests under faults and checks their histories.",
+    after_help = "Exit codes: 0 valid, 1 invalid, 2 unknown, 3 error."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a recorded history for linearizability.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// A history file (jsonl, Jepsen/Knossos EDN, Porcupine etcd log or kv lines), or a stored run
+    /// directory holding history.jsonl.
+    pub history: PathBuf,
+
+    /// The model to check against [default: the format's convention, else guessed from the
+    /// functions used]. One of: register, cas-register, kv, multi-register, set, counter, mutex,
+    /// queue.
+    #[arg(long, value_parser = parse_model)]
+    pub model: Option<ModelKind>,
+
+    /// The history's format [default: guessed from the file]. One of: jsonl, edn, porcupine-etcd,
+    /// porcupine-kv.
+    #[arg(long, value_parser = parse_format)]
+    pub format: Option<Format>,
+
+    /// The model's initial value, as JSON (a bare word is taken as a string) [default: the
+    /// source's convention: Knossos registers 0, Porcupine etcd null, Porcupine kv ""].
+    #[arg(long, allow_hyphen_values = true)]
+    pub init: Option<String>,
+
+    /// What a `fail` completion means: did-not-happen (Jepsen, Knossos) or observed (Porcupine: it
+    /// ran and failed, e.g. a CAS whose compare failed) [default: the format's convention].
+    #[arg(long, value_parser = parse_failures)]
+    pub fail_means: Option<FailureSemantics>,
+
+    /// Check a keyed model's history whole instead of key by key.
+    #[arg(long)]
+    pub no_split: bool,
+
+    /// Give up with verdict `unknown` after this long (e.g. 30s, 5m; 0 for no limit).
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub time_limit: Duration,
+
+    /// Give up with verdict `unknown` when the search's memory reaches this (e.g. 512MiB, 4GiB)
+    /// [default: half of this machine's memory].
+    #[arg(long)]
+    pub memory_limit: Option<ByteSize>,
+
+    /// Do not shrink an invalid history to a smaller failing sub-history.
+    #[arg(long)]
+    pub no_shrink: bool,
+
+    /// Print one JSON object instead of a summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_model(s: &str) -> Result<ModelKind, String> {
+    s.parse()
+}
+
+fn parse_format(s: &str) -> Result<Format, String> {
+    s.parse()
+}
+
+fn parse_failures(s: &str) -> Result<FailureSemantics, String> {
+    s.parse()
+}
+
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    if s.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(s).map_err(|e| format!("{e} (expected e.g. 500ms, 30s, 2m, 1h)"))
+}

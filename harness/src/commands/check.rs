@@ -1,0 +1,211 @@
+//! `fissure check`: load a history in any supported format and check it for linearizability.
+
+use super::check_output;
+use crate::cli::CheckArgs;
+use crate::sizes::default_memory_limit;
+use crate::{EXIT_INVALID, EXIT_UNKNOWN, EXIT_VALID};
+use anyhow::{anyhow, bail, Context};
+use checkers::formats::{self, Format};
+use checkers::linearizability::{CheckError, Progress};
+use checkers::{check_model, CheckOptions, History, ModelKind, Operation, Verdict};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// A history read from disk, with what the summary needs to say about it.
+pub struct Loaded {
+    pub path: PathBuf,
+    pub format: Format,
+    pub history: History,
+    pub parse_ms: f64,
+}
+
+/// What was checked, how: printed beside the result.
+pub struct Setup {
+    pub init: Value,
+}
+
+pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
+    let loaded = load(&args.history, args.format)?;
+    let path = loaded.path.display().to_string();
+    let ops = loaded
+        .history
+        .operations()
+        .map_err(|e| anyhow!("{path}: {e}"))?;
+    let conventions = loaded.format.conventions();
+    let model = match args.model.or(conventions.model) {
+        Some(model) => model,
+        None => guess_model(&ops).with_context(|| format!("{path}: cannot guess a model"))?,
+    };
+    let init = match &args.init {
+        Some(raw) => parse_init(raw),
+        None => conventions.init.clone().unwrap_or(Value::Null),
+    };
+    let progress = Arc::new(Progress::default());
+    let options = CheckOptions {
+        failures: args.fail_means.unwrap_or(conventions.failures),
+        split_by_key: !args.no_split,
+        time_limit: (!args.time_limit.is_zero()).then_some(args.time_limit),
+        memory_limit: Some(args.memory_limit.map_or_else(default_memory_limit, |m| m.0)),
+        shrink: !args.no_shrink,
+        progress: progress.clone(),
+    };
+    tracing::info!(%path, format = %loaded.format, %model, ops = ops.len(), "checking");
+
+    let display = ProgressDisplay::start(progress);
+    let checked = check_model(model, &init, &ops, &options);
+    display.stop();
+    let result = checked.map_err(|e| explain_check_error(e, &loaded.history, &ops, &path))?;
+
+    let setup = Setup { init };
+    if args.json {
+        println!("{}", check_output::json(&loaded, &setup, &result));
+    } else {
+        print!("{}", check_output::summary(&loaded, &setup, &result));
+    }
+    Ok(match result.valid {
+        Verdict::Valid => EXIT_VALID,
+        Verdict::Invalid => EXIT_INVALID,
+        Verdict::Unknown => EXIT_UNKNOWN,
+    })
+}
+
+/// Reads and parses a history file (or a run directory's `history.jsonl`).
+pub fn load(path: &Path, format: Option<Format>) -> anyhow::Result<Loaded> {
+    let path = if path.is_dir() {
+        let inner = path.join("history.jsonl");
+        if !inner.is_file() {
+            bail!(
+                "{} is a directory without history.jsonl; pass a history file or a stored run directory",
+                path.display()
+            );
+        }
+        inner
+    } else {
+        path.to_path_buf()
+    };
+    let shown = path.display().to_string();
+    let started = Instant::now();
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("cannot read history {shown}"))?;
+    let format = match format {
+        Some(format) => format,
+        None => {
+            let head: String = text.chars().take(8192).collect();
+            formats::guess_format(&path, &head).ok_or_else(|| {
+                anyhow!(
+                    "{shown}: cannot tell the history's format; pass --format jsonl, edn, \
+                     porcupine-etcd or porcupine-kv"
+                )
+            })?
+        }
+    };
+    let history = formats::parse(format, &text).map_err(|e| anyhow!("{shown}:{e}"))?;
+    if history.client_events().next().is_none() {
+        bail!("{shown}: the history has no client operations (read as {format})");
+    }
+    Ok(Loaded {
+        path,
+        format,
+        history,
+        parse_ms: started.elapsed().as_secs_f64() * 1e3,
+    })
+}
+
+fn guess_model(ops: &[Operation]) -> anyhow::Result<ModelKind> {
+    ModelKind::guess_from_ops(ops).ok_or_else(|| {
+        let mut fs: Vec<&str> = ops.iter().map(|o| o.f.as_str()).collect();
+        fs.sort_unstable();
+        fs.dedup();
+        anyhow!(
+            "no built-in model has the functions {}; pass --model",
+            fs.join(", ")
+        )
+    })
+}
+
+/// `--init 0`, `--init '"x"'`, `--init '[1,2]'` are JSON; anything else (`--init abc`, `--init ""`)
+/// is taken as a string.
+fn parse_init(raw: &str) -> Value {
+    serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_string()))
+}
+
+/// Turns a model's complaint about an operation into one that names the file and line.
+fn explain_check_error(
+    e: CheckError,
+    history: &History,
+    ops: &[Operation],
+    path: &str,
+) -> anyhow::Error {
+    match e {
+        CheckError::Model(m) => match ops.get(m.op) {
+            Some(op) => anyhow!(
+                "{path}: {}: {} (try --model)",
+                history.locate(op.call),
+                m.message
+            ),
+            None => anyhow!("{path}: {m}"),
+        },
+        other => anyhow!("{other} (see --init)"),
+    }
+}
+
+/// A progress line on stderr for checks that take a while; silent for quick ones and when stderr
+/// is not a terminal.
+struct ProgressDisplay {
+    done: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl ProgressDisplay {
+    fn start(progress: Arc<Progress>) -> ProgressDisplay {
+        let done = Arc::new(AtomicBool::new(false));
+        let flag = done.clone();
+        let thread = thread::spawn(move || {
+            let started = Instant::now();
+            let mut bar: Option<ProgressBar> = None;
+            while !flag.load(Ordering::Relaxed) {
+                thread::sleep(Duration::from_millis(100));
+                if started.elapsed() < Duration::from_millis(400) {
+                    continue;
+                }
+                let bar = bar.get_or_insert_with(|| {
+                    let bar = ProgressBar::new(0);
+                    bar.set_style(
+                        ProgressStyle::with_template(
+                            "{spinner} checking: {pos}/{len} partitions done, {msg} [{elapsed}]",
+                        )
+                        .expect("valid template"),
+                    );
+                    bar
+                });
+                bar.set_length(progress.partitions_total.load(Ordering::Relaxed) as u64);
+                bar.set_position(progress.partitions_done.load(Ordering::Relaxed) as u64);
+                bar.set_message(format!(
+                    "{:.1} M steps, ~{} MiB",
+                    progress.steps.load(Ordering::Relaxed) as f64 / 1e6,
+                    progress.memory.load(Ordering::Relaxed) >> 20
+                ));
+                bar.tick();
+            }
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+        });
+        ProgressDisplay {
+            done,
+            thread: Some(thread),
+        }
+    }
+
+    fn stop(mut self) {
+        self.done.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

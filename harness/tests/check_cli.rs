@@ -1,0 +1,141 @@
+//! `fissure check` end to end: exit codes, JSON fields, and errors that name the file and line.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn corpus(path: &str) -> PathBuf {
+    let dir = std::env::var_os("FISSURE_CORPUS").map_or_else(
+        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus")),
+        PathBuf::from,
+    );
+    dir.join(path)
+}
+
+fn fissure(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fissure"))
+        .args(args)
+        .output()
+        .expect("fissure runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn valid_and_invalid_histories_exit_0_and_1() {
+    let valid = corpus("porcupine/jepsen/etcd_002.log");
+    let out = fissure(&["check", valid.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("VALID"));
+
+    let invalid = corpus("knossos/cas-register/bad/rethink-fail-minimal.edn");
+    let out = fissure(&["check", invalid.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("INVALID") && stdout.contains("cannot be placed"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn json_output_has_the_promised_fields() {
+    let file = corpus("porcupine/kv/c10-bad.txt");
+    let out = fissure(&["check", "--json", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(json["valid"], serde_json::json!(false));
+    assert_eq!(json["model"], "kv");
+    assert_eq!(json["format"], "porcupine-kv");
+    assert_eq!(json["ops"], 405);
+    assert!(json["parse_ms"].as_f64().unwrap() > 0.0);
+    assert!(json["check_ms"].as_f64().unwrap() > 0.0);
+    let cx = &json["counterexample"];
+    assert!(cx["key"].is_string());
+    assert_eq!(cx["unplaceable"].as_array().unwrap().len(), 1);
+    assert!(!cx["states_before"].as_array().unwrap().is_empty());
+}
+
+/// Twelve concurrent appends and a read that matches none of their orders: proving that takes an
+/// exhaustive search, which a tiny budget cuts short.
+fn write_hard_history(path: &std::path::Path) {
+    let mut lines = Vec::new();
+    for kind in ["invoke", "ok"] {
+        for p in 0..12 {
+            lines.push(format!(
+                r#"{{"process":{p},"type":"{kind}","f":"append","key":"k","value":"{p},"}}"#
+            ));
+        }
+    }
+    lines.push(r#"{"process":99,"type":"invoke","f":"get","key":"k","value":null}"#.into());
+    lines.push(r#"{"process":99,"type":"ok","f":"get","key":"k","value":"nope"}"#.into());
+    std::fs::write(path, lines.join("\n")).unwrap();
+}
+
+#[test]
+fn an_exhausted_budget_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    write_hard_history(&dir.path().join("history.jsonl"));
+    // A run directory works as well as the history inside it.
+    let run_dir = dir.path().to_str().unwrap();
+    let out = fissure(&["check", "--memory-limit", "64KiB", "--json", run_dir]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["valid"], "unknown");
+    assert!(json["reason"].as_str().unwrap().contains("memory"));
+
+    let out = fissure(&["check", "--time-limit", "1ms", run_dir]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("time limit"));
+}
+
+#[test]
+fn bad_input_exits_3_with_a_clear_message() {
+    let out = fissure(&["check", "/nonexistent/history.jsonl"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(text(&out.stderr).contains("cannot read history /nonexistent/history.jsonl"));
+
+    let out = fissure(&["check", "--model", "btree", "x.jsonl"]);
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("unknown model \"btree\""), "{stderr}");
+
+    let out = fissure(&["check", "--time-limit", "soon", "x.jsonl"]);
+    assert_eq!(out.status.code(), Some(3));
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.jsonl");
+    let invoke = r#"{"process":0,"type":"invoke","f":"read"}"#;
+    std::fs::write(
+        &path,
+        format!("{invoke}\n{{\"process\":0,\"type\":\"okay\",\"f\":\"read\"}}\n"),
+    )
+    .unwrap();
+    let out = fissure(&["check", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("broken.jsonl:line 2:") && stderr.contains("okay"),
+        "{stderr}"
+    );
+
+    // A model that does not know a function names the line of the operation.
+    let done = r#"{"process":0,"type":"ok","f":"read","value":1}"#;
+    let frob = r#"{"process":0,"type":"invoke","f":"frob"}"#;
+    std::fs::write(&path, format!("{invoke}\n{done}\n{frob}\n")).unwrap();
+    let out = fissure(&["check", "--model", "register", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("line 3") && stderr.contains("frob"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn help_exits_0() {
+    let out = fissure(&["check", "--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).contains("--time-limit"));
+}

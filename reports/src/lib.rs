@@ -1,0 +1,1 @@
+//! HTML reports and SVG plots of stored runs (DESIGN.md §9). Empty until the reports issue lands.
