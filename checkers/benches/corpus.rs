@@ -1,1 +1,182 @@
-fn main() {}
+//! Checker speed on the conformance corpus, against Porcupine's figures on a 2-core machine.
+//!
+//! `cargo bench -p checkers` prints, per measured case, the median check time over several runs
+//! (parsing excluded, shrinking off: Porcupine's check does not shrink either), the Porcupine
+//! anchor, and the speed-up. The goal is 5x on each case. Optional filter: `cargo bench -p
+//! checkers -- etcd` runs only cases whose name contains `etcd`.
+
+#[path = "../tests/support/corpus.rs"]
+mod corpus;
+
+use checkers::formats::{self, Format};
+use checkers::{check_model, CheckOptions, ModelKind, Operation, Verdict};
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+/// Runs per case; the median is reported.
+const RUNS: usize = 9;
+
+struct Case {
+    name: &'static str,
+    files: Vec<String>,
+    split_by_key: bool,
+    /// Porcupine's time for the same work on a 2-core machine (from the issue), if known.
+    porcupine_ms: Option<f64>,
+}
+
+struct Loaded {
+    ops: Vec<Operation>,
+    model: ModelKind,
+    init: Value,
+    options: CheckOptions,
+}
+
+fn load(path: &str, split_by_key: bool) -> Loaded {
+    let format = if path.ends_with(".log") {
+        Format::PorcupineEtcd
+    } else if path.ends_with(".txt") {
+        Format::PorcupineKv
+    } else {
+        Format::Edn
+    };
+    let history = formats::parse(format, &corpus::read(path)).expect("corpus parses");
+    let conventions = format.conventions();
+    Loaded {
+        ops: history.operations().expect("corpus pairs"),
+        model: conventions.model.expect("corpus formats name a model"),
+        init: conventions.init.unwrap_or(Value::Null),
+        options: CheckOptions {
+            failures: conventions.failures,
+            split_by_key,
+            shrink: false,
+            ..CheckOptions::default()
+        },
+    }
+}
+
+fn check_once(loaded: &Loaded) -> (Duration, Verdict) {
+    let started = Instant::now();
+    let result = check_model(loaded.model, &loaded.init, &loaded.ops, &loaded.options)
+        .expect("corpus checks");
+    (started.elapsed(), result.valid)
+}
+
+fn median(mut xs: Vec<Duration>) -> Duration {
+    xs.sort();
+    xs[xs.len() / 2]
+}
+
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+fn main() {
+    let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let manifest = corpus::manifest();
+    let etcd: Vec<String> = manifest
+        .iter()
+        .filter(|e| e.format == Format::PorcupineEtcd)
+        .map(|e| e.path.clone())
+        .collect();
+    let kv = |name: &str| vec![format!("porcupine/kv/{name}.txt")];
+    let cases = vec![
+        Case {
+            name: "etcd: all 102 histories, summed",
+            files: etcd,
+            split_by_key: true,
+            porcupine_ms: Some(520.0),
+        },
+        Case {
+            name: "kv c50-ok, split by key",
+            files: kv("c50-ok"),
+            split_by_key: true,
+            porcupine_ms: Some(188.0),
+        },
+        Case {
+            name: "kv c10-ok, whole (not split)",
+            files: kv("c10-ok"),
+            split_by_key: false,
+            porcupine_ms: Some(3000.0),
+        },
+        Case {
+            name: "kv c50-bad, split by key",
+            files: kv("c50-bad"),
+            split_by_key: true,
+            porcupine_ms: None,
+        },
+        Case {
+            name: "kv c10-bad, whole (not split)",
+            files: kv("c10-bad"),
+            split_by_key: false,
+            porcupine_ms: None,
+        },
+        Case {
+            name: "knossos cas-register, all 6",
+            files: manifest
+                .iter()
+                .filter(|e| e.format == Format::Edn)
+                .map(|e| e.path.clone())
+                .collect(),
+            split_by_key: true,
+            porcupine_ms: None,
+        },
+    ];
+
+    println!(
+        "{:<34} {:>11} {:>12} {:>9}  goal (5x)",
+        "case", "fissure ms", "porcupine ms", "speed-up"
+    );
+    let mut all_met = true;
+    for case in cases {
+        if filter
+            .as_ref()
+            .is_some_and(|f| !case.name.contains(f.as_str()))
+        {
+            continue;
+        }
+        let loaded: Vec<Loaded> = case
+            .files
+            .iter()
+            .map(|f| load(f, case.split_by_key))
+            .collect();
+        // Warm up (thread pool, page faults), then time each file RUNS times.
+        loaded.iter().for_each(|l| {
+            check_once(l);
+        });
+        let mut total = Duration::ZERO;
+        for l in &loaded {
+            total += median((0..RUNS).map(|_| check_once(l).0).collect());
+        }
+        let ms = total.as_secs_f64() * 1e3;
+        let (anchor, speedup, goal) = match case.porcupine_ms {
+            Some(p) => {
+                let met = p / ms >= 5.0;
+                all_met &= met;
+                (
+                    format!("{p:.0}"),
+                    format!("{:.1}x", p / ms),
+                    if met { "met" } else { "MISSED" },
+                )
+            }
+            None => ("-".into(), "-".into(), ""),
+        };
+        println!(
+            "{:<34} {ms:>11.2} {anchor:>12} {speedup:>9}  {goal}",
+            case.name
+        );
+    }
+    if let Some(mib) = peak_rss_mib() {
+        println!("peak memory (RSS) of the whole benchmark: {mib:.0} MiB");
+    }
+    println!(
+        "{}",
+        if all_met {
+            "all speed goals met"
+        } else {
+            "some speed goals missed"
+        }
+    );
+}

@@ -2,7 +2,9 @@
 //! every subset of indeterminate operations that respects real time, and compare verdicts.
 
 use checkers::history::{Event, EventType, History, Operation, Outcome};
-use checkers::model::{CasRegister, KeyValue, Model};
+use checkers::model::{
+    CasRegister, Counter, FifoQueue, KeyValue, Model, MultiRegister, Mutex, SetModel,
+};
 use checkers::{check, CheckOptions, FailureSemantics, Verdict};
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -77,62 +79,148 @@ fn orders<M: Model>(
 /// One scripted step: a process either invokes (if idle) or completes its open operation.
 type Step = (u8, u8, i64, i64, u8);
 
+/// How a model's operations are drawn: `(kind, a, b)` to a function, key and input, and
+/// `(function, input, a, roll)` to the value an `ok` completion returns.
+/// A function, an optional key, and an input.
+type Invocation = (&'static str, Option<Value>, Value);
+
+struct Ops {
+    invoke: fn(u8, i64, i64) -> Invocation,
+    output: fn(&str, &Value, i64, u8) -> Value,
+}
+
 /// Turns a script into a history with at most `max_ops` operations over `processes` processes.
-fn history_from(script: &[Step], processes: u8, max_ops: usize, keyed: bool) -> Vec<Operation> {
+fn history_from(script: &[Step], processes: u8, max_ops: usize, ops: &Ops) -> Vec<Operation> {
     let mut events = Vec::new();
-    let mut open: Vec<Option<(String, Value, Value)>> = vec![None; processes as usize];
+    let mut open: Vec<Option<Invocation>> = vec![None; processes as usize];
     let mut started = 0;
     for &(p, kind, a, b, roll) in script {
         let p = p % processes;
-        let key = if keyed {
-            json!(format!("k{}", b % 2))
-        } else {
-            Value::Null
-        };
         match open[p as usize].take() {
             None if started < max_ops => {
-                let (f, input) = match kind % 3 {
-                    0 => ("read", Value::Null),
-                    1 => ("write", json!(a)),
-                    _ => ("cas", json!([a, b])),
-                };
-                let (f, input) = match (keyed, f) {
-                    (true, "read") => ("get", Value::Null),
-                    (true, "write") => ("put", json!(a.to_string())),
-                    (true, _) => ("append", json!(b.to_string())),
-                    _ => (f, input),
-                };
+                let (f, key, input) = (ops.invoke)(kind, a, b);
                 let mut e = Event::client(u64::from(p), EventType::Invoke, f, input.clone());
-                if keyed {
-                    e = e.with_key(key.clone());
-                }
+                e.key = key.clone();
                 events.push(e);
-                open[p as usize] = Some((f.to_string(), input, key));
+                open[p as usize] = Some((f, key, input));
                 started += 1;
             }
             None => {}
-            Some((f, input, key)) => {
+            Some((f, key, input)) => {
                 let outcome = match roll % 10 {
                     0..=6 => EventType::Ok,
                     7 => EventType::Fail,
                     _ => EventType::Info,
                 };
-                let value = match f.as_str() {
-                    "read" if roll % 5 == 0 => Value::Null,
-                    "read" => json!(a),
-                    "get" => json!(["", "0", "1", "01", "10"][(a as usize) % 5]),
-                    _ => input,
-                };
-                let mut e = Event::client(u64::from(p), outcome, &f, value);
-                if keyed {
-                    e = e.with_key(key);
-                }
+                let value = (ops.output)(f, &input, a, roll);
+                let mut e = Event::client(u64::from(p), outcome, f, value);
+                e.key = key;
                 events.push(e);
             }
         }
     }
     History::from_events(events).operations().unwrap()
 }
+
+const CAS_REGISTER: Ops = Ops {
+    invoke: |kind, a, b| match kind % 3 {
+        0 => ("read", None, Value::Null),
+        1 => ("write", None, json!(a)),
+        _ => ("cas", None, json!([a, b])),
+    },
+    output: |f, input, a, roll| match f {
+        "read" if roll % 5 == 0 => Value::Null,
+        "read" => json!(a),
+        _ => input.clone(),
+    },
+};
+
+const KV: Ops = Ops {
+    invoke: |kind, a, b| {
+        let key = Some(json!(format!("k{}", b % 2)));
+        match kind % 3 {
+            0 => ("get", key, Value::Null),
+            1 => ("put", key, json!(a.to_string())),
+            _ => ("append", key, json!(b.to_string())),
+        }
+    },
+    output: |f, input, a, _| match f {
+        "get" => json!(["", "0", "1", "01", "10"][(a as usize) % 5]),
+        _ => input.clone(),
+    },
+};
+
+const MUTEX: Ops = Ops {
+    invoke: |kind, _, _| match kind % 2 {
+        0 => ("acquire", None, Value::Null),
+        _ => ("release", None, Value::Null),
+    },
+    output: |_, _, _, _| Value::Null,
+};
+
+const QUEUE: Ops = Ops {
+    invoke: |kind, a, _| match kind % 2 {
+        0 => ("enqueue", None, json!(a)),
+        _ => ("dequeue", None, Value::Null),
+    },
+    output: |f, input, a, roll| match f {
+        "dequeue" if roll % 4 == 0 => Value::Null,
+        "dequeue" => json!(a),
+        _ => input.clone(),
+    },
+};
+
+const SET: Ops = Ops {
+    invoke: |kind, a, _| match kind % 2 {
+        0 => ("add", None, json!(a)),
+        _ => ("read", None, Value::Null),
+    },
+    output: |f, input, a, roll| match f {
+        "read" => {
+            let all = [0, 1, 2];
+            json!(all
+                .iter()
+                .filter(|&&x| (a + i64::from(roll)) & (1 << x) != 0)
+                .collect::<Vec<_>>())
+        }
+        _ => input.clone(),
+    },
+};
+
+/// Transactions of one or two micro-operations over registers "x" and "y".
+const MULTI_REGISTER: Ops = Ops {
+    invoke: |kind, a, b| {
+        let register = |n: i64| if n % 2 == 0 { "x" } else { "y" };
+        let txn = match kind % 3 {
+            0 => json!([["read", register(a), null]]),
+            1 => json!([["write", register(b), a]]),
+            _ => json!([["read", register(b), null], ["write", register(a), b]]),
+        };
+        ("txn", None, txn)
+    },
+    output: |_, input, a, roll| {
+        let micro_ops = input.as_array().unwrap().iter().map(|m| {
+            let (f, k) = (m[0].clone(), m[1].clone());
+            match f.as_str() {
+                Some("read") if roll % 3 == 0 => json!([f, k, null]),
+                Some("read") => json!([f, k, a]),
+                _ => m.clone(),
+            }
+        });
+        Value::Array(micro_ops.collect())
+    },
+};
+
+const COUNTER: Ops = Ops {
+    invoke: |kind, a, _| match kind % 2 {
+        0 => ("add", None, json!(a)),
+        _ => ("read", None, Value::Null),
+    },
+    output: |f, input, a, roll| match f {
+        "read" => json!(a + i64::from(roll % 3)),
+        _ => input.clone(),
+    },
+};
 
 fn options(failures: FailureSemantics, split: bool) -> CheckOptions {
     CheckOptions {
@@ -160,20 +248,40 @@ fn agree<M: Model>(model: &M, ops: &[Operation], failures: FailureSemantics, spl
     }
 }
 
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(600)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(600))]
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
 
     #[test]
     fn cas_register_agrees_with_brute_force(s in script(), procs in 2u8..5) {
-        let ops = history_from(&s, procs, 8, false);
+        let ops = history_from(&s, procs, 8, &CAS_REGISTER);
         agree(&CasRegister::new(&json!(0)), &ops, FailureSemantics::DidNotHappen, true);
         agree(&CasRegister::new(&json!(0)), &ops, FailureSemantics::Observed, true);
     }
 
     #[test]
     fn kv_agrees_with_brute_force_whole_and_split(s in script(), procs in 2u8..5) {
-        let ops = history_from(&s, procs, 8, true);
+        let ops = history_from(&s, procs, 8, &KV);
         agree(&KeyValue::new(&json!("")), &ops, FailureSemantics::DidNotHappen, false);
         agree(&KeyValue::new(&json!("")), &ops, FailureSemantics::DidNotHappen, true);
+        agree(&KeyValue::new(&json!("")), &ops, FailureSemantics::Observed, true);
+    }
+
+    #[test]
+    fn other_models_agree_with_brute_force(s in script(), procs in 2u8..5) {
+        for failures in [FailureSemantics::DidNotHappen, FailureSemantics::Observed] {
+            agree(&Mutex::new(&Value::Null).unwrap(), &history_from(&s, procs, 8, &MUTEX), failures, true);
+            agree(&FifoQueue::new(&Value::Null).unwrap(), &history_from(&s, procs, 8, &QUEUE), failures, true);
+            agree(&SetModel::new(&Value::Null).unwrap(), &history_from(&s, procs, 8, &SET), failures, true);
+            agree(&Counter::new(&Value::Null).unwrap(), &history_from(&s, procs, 8, &COUNTER), failures, true);
+            let multi = MultiRegister::new(&json!(0)).unwrap();
+            agree(&multi, &history_from(&s, procs, 8, &MULTI_REGISTER), failures, true);
+        }
     }
 }

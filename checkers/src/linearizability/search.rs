@@ -80,6 +80,24 @@ struct Frame {
     forced: bool,
 }
 
+/// What opening a configuration found.
+enum Opened {
+    /// Every definite operation is linearized.
+    Linearized,
+    /// A pending read can no longer succeed: the configuration fails.
+    Dead,
+    /// Candidates are listed in a new level.
+    Open,
+}
+
+/// The choices at one configuration: candidates in `Search::candidates[start..]`, tried in order.
+struct Level {
+    start: u32,
+    cursor: u32,
+    /// The operation whose return bounds this configuration (the first pending return).
+    blocked: u32,
+}
+
 #[derive(Clone, Copy)]
 struct CacheEntry {
     hash: u64,
@@ -221,10 +239,14 @@ pub(crate) struct Search<'a, M: Model> {
     best: Option<Stuck<u32>>,
     /// Bytes last reported to the budget.
     reported: usize,
+    /// Open configurations' candidate lists, innermost last.
+    levels: Vec<Level>,
+    candidates: Vec<u32>,
     /// Where the walk is, so a slice can end anywhere and the next resume there.
     state: u32,
-    node: u32,
     fresh: bool,
+    /// Reused buffer for `reads_satisfiable`.
+    scratch: Vec<u32>,
     steps: u64,
 }
 
@@ -295,9 +317,11 @@ impl<'a, M: Model> Search<'a, M> {
             stack: Vec::with_capacity(n),
             best: None,
             reported: 0,
+            levels: Vec::new(),
+            candidates: Vec::new(),
             state: 0, // the initial state is interned first
-            node: HEAD,
             fresh: true,
+            scratch: Vec::new(),
             steps: 0,
         }
     }
@@ -441,23 +465,104 @@ impl<'a, M: Model> Search<'a, M> {
         true
     }
 
-    /// Undoes frames until one whose siblings are still worth trying; returns the node to resume
-    /// the scan at, or `None` when the search space is exhausted.
-    fn backtrack(&mut self, state: &mut u32) -> Option<u32> {
+    /// Undoes frames until one whose siblings are still worth trying, whose level then goes on;
+    /// `None` when the search space is exhausted.
+    fn backtrack(&mut self, state: &mut u32) -> Option<()> {
         loop {
             let frame = self.stack.pop()?;
             *state = frame.state;
             self.toggle(frame.op);
             self.unlift(frame.op);
             if !frame.forced {
-                return Some(self.next[call_node(frame.op) as usize]);
+                return Some(());
             }
         }
     }
 
+    /// Lists the operations that may go next: the calls before the first pending return.
+    fn open_level(&mut self, state: u32) -> Opened {
+        let start = self.candidates.len();
+        let mut node = self.next[HEAD as usize];
+        let mut blocked = NIL;
+        while node != NIL {
+            let (op, is_call) = node_op(node);
+            if !is_call {
+                if self.ops[op as usize].ret.is_none() {
+                    // Only indeterminate operations remain: they may never happen.
+                    return Opened::Linearized;
+                }
+                blocked = op;
+                break;
+            }
+            self.candidates.push(op);
+            node = self.next[node as usize];
+        }
+        if blocked == NIL {
+            return Opened::Linearized;
+        }
+        if let Some(read) = self.unsatisfiable_read(state, start) {
+            self.candidates.truncate(start);
+            self.note_stuck(read, state);
+            return Opened::Dead;
+        }
+        // Earliest return first: an operation must be placed before its return, so deadlines
+        // are the better guide. (Plain WGL tries the earliest call first, which keeps placing
+        // long-running operations too early.)
+        let ops = self.ops;
+        self.candidates[start..].sort_by_key(|&op| ops[op as usize].ret.unwrap_or(usize::MAX));
+        self.levels.push(Level {
+            start: start as u32,
+            cursor: start as u32,
+            blocked,
+        });
+        Opened::Open
+    }
+
+    /// Asks the model whether each pending read among the candidates can still succeed, given
+    /// the operations that could yet precede it (every call before its return), in one walk.
+    /// Returns a read that cannot.
+    fn unsatisfiable_read(&mut self, state: u32, start: usize) -> Option<u32> {
+        let mut unchecked = self.candidates[start..]
+            .iter()
+            .filter(|&&op| self.read_only[op as usize])
+            .count();
+        if unchecked == 0 {
+            return None;
+        }
+        let model = self.states.model;
+        let current = &self.states.values[state as usize];
+        let mut calls = std::mem::take(&mut self.scratch);
+        calls.clear();
+        let mut node = self.next[HEAD as usize];
+        let mut unsatisfiable = None;
+        while node != NIL && unchecked > 0 {
+            let (op, is_call) = node_op(node);
+            if is_call {
+                calls.push(op);
+            } else if self.read_only[op as usize] && self.ops[op as usize].ret.is_some() {
+                if calls.contains(&op) {
+                    unchecked = unchecked.saturating_sub(1);
+                }
+                let read = &self.ops[op as usize].op;
+                let ops = self.ops;
+                let mut others = calls
+                    .iter()
+                    .filter(|&&o| o != op)
+                    .map(|&o| &ops[o as usize].op);
+                if !model.can_satisfy(current, read, &mut others) {
+                    unsatisfiable = Some(op);
+                    break;
+                }
+            }
+            node = self.next[node as usize];
+        }
+        self.scratch = calls;
+        unsatisfiable
+    }
+
     /// Runs for at most `slice` steps. `None` means unfinished: call again to go on.
     pub(crate) fn resume(&mut self, slice: u64) -> Option<SearchResult<M::State>> {
-        let (mut state, mut node, mut fresh) = (self.state, self.node, self.fresh);
+        let (mut state, mut fresh) = (self.state, self.fresh);
         let mut since_check = 0u64;
         let mut taken = 0u64;
         let result = loop {
@@ -478,46 +583,50 @@ impl<'a, M: Model> Search<'a, M> {
                 fresh = false;
                 if !self.force_reads(state) {
                     match self.backtrack(&mut state) {
-                        Some(resume) => node = resume,
+                        Some(()) => continue,
                         None => break Some(self.stuck()),
                     }
-                    continue;
                 }
-                node = self.next[HEAD as usize];
+                match self.open_level(state) {
+                    Opened::Open => {}
+                    Opened::Linearized => break Some(SearchResult::Linearizable),
+                    Opened::Dead => match self.backtrack(&mut state) {
+                        Some(()) => continue,
+                        None => break Some(self.stuck()),
+                    },
+                }
             }
-            if node == NIL {
-                break Some(SearchResult::Linearizable);
-            }
-            let (op, is_call) = node_op(node);
-            if is_call {
+            let level = self.levels.last_mut().expect("a configuration is open");
+            if (level.cursor as usize) < self.candidates.len() {
+                let op = self.candidates[level.cursor as usize];
+                level.cursor += 1;
                 let next_state = self.states.step(state, op, &self.ops[op as usize].op);
                 // An indeterminate operation that changes nothing is dominated by not doing it.
                 let pointless = next_state == state && self.ops[op as usize].ret.is_none();
-                if next_state != NIL && !pointless {
-                    self.toggle(op);
-                    if self.remember(next_state) {
-                        self.stack.push(Frame {
-                            op,
-                            state,
-                            forced: false,
-                        });
-                        state = next_state;
-                        self.lift(op);
-                        fresh = true;
-                        continue;
-                    }
-                    self.toggle(op);
+                if next_state == NIL || pointless {
+                    continue;
                 }
-                node = self.next[node as usize];
+                self.toggle(op);
+                if !self.remember(next_state) {
+                    self.toggle(op);
+                    continue;
+                }
+                self.stack.push(Frame {
+                    op,
+                    state,
+                    forced: false,
+                });
+                state = next_state;
+                self.lift(op);
+                fresh = true;
             } else {
-                if self.ops[op as usize].ret.is_none() {
-                    // Every definite operation is linearized; the rest may never happen.
-                    break Some(SearchResult::Linearizable);
-                }
-                self.note_stuck(op, state);
-                match self.backtrack(&mut state) {
-                    Some(resume) => node = resume,
-                    None => break Some(self.stuck()),
+                // Every candidate failed: this configuration cannot reach its bounding return.
+                let (blocked, start) = (level.blocked, level.start);
+                self.note_stuck(blocked, state);
+                self.candidates.truncate(start as usize);
+                self.levels.pop();
+                if self.backtrack(&mut state).is_none() {
+                    break Some(self.stuck());
                 }
             }
         };
@@ -526,7 +635,7 @@ impl<'a, M: Model> Search<'a, M> {
             .steps
             .fetch_add(since_check, Ordering::Relaxed);
         self.steps += taken + since_check;
-        (self.state, self.node, self.fresh) = (state, node, fresh);
+        (self.state, self.fresh) = (state, fresh);
         result
     }
 

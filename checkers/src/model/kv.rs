@@ -112,6 +112,33 @@ impl Model for KeyValue {
         }
     }
 
+    /// A get can still see `v` if the key holds `v`, if a put to the key could still happen, or
+    /// if appends could still get there: the current value is a prefix of `v`.
+    fn can_satisfy(
+        &self,
+        state: &KvState,
+        read: &KvOp,
+        others: &mut dyn Iterator<Item = &KvOp>,
+    ) -> bool {
+        let KvOp::Get(key, Some(seen)) = read else {
+            return true;
+        };
+        let current = self.lookup(state, key);
+        if current == seen {
+            return true;
+        }
+        for op in others {
+            if matches!(op, KvOp::Put(k, _) if k == key) {
+                return true;
+            }
+        }
+        match (current, seen) {
+            (Atom::Str(now), Atom::Str(seen)) => seen.starts_with(&**now),
+            (Atom::Nil, Atom::Str(_)) => true,
+            _ => false,
+        }
+    }
+
     fn is_read_only(&self, op: &KvOp) -> bool {
         matches!(op, KvOp::Get(..) | KvOp::Nothing)
     }

@@ -59,6 +59,19 @@ pub trait Model: Send + Sync {
         false
     }
 
+    /// Optional pruning: `false` only if `read` (a read-only operation) certainly cannot succeed
+    /// after any sequence of operations drawn from `others`, starting in `state`. The checker
+    /// asks this of pending reads and abandons configurations that cannot satisfy them, instead
+    /// of trying every order of the operations in between. The default never prunes.
+    fn can_satisfy(
+        &self,
+        _state: &Self::State,
+        _read: &Self::Op,
+        _others: &mut dyn Iterator<Item = &Self::Op>,
+    ) -> bool {
+        true
+    }
+
     /// A state as JSON, for counterexamples.
     fn describe_state(&self, state: &Self::State) -> Value;
 

@@ -83,6 +83,31 @@ fn step_register(state: &Atom, op: &RegisterOp) -> Option<Atom> {
     }
 }
 
+/// A read of `v` can still succeed if the register holds `v` or something pending could write it.
+fn can_satisfy(
+    state: &Atom,
+    read: &RegisterOp,
+    others: &mut dyn Iterator<Item = &RegisterOp>,
+) -> bool {
+    let RegisterOp::Read(Some(seen)) = read else {
+        return true;
+    };
+    if seen == state {
+        return true;
+    }
+    for op in others {
+        let writes_seen = match op {
+            RegisterOp::Write(v) => v == seen,
+            RegisterOp::Cas { to, result, .. } => to == seen && *result != CasResult::CompareFailed,
+            _ => false,
+        };
+        if writes_seen {
+            return true;
+        }
+    }
+    false
+}
+
 fn is_read_only(op: &RegisterOp) -> bool {
     matches!(
         op,
@@ -114,6 +139,14 @@ impl Model for Register {
     }
     fn is_read_only(&self, op: &RegisterOp) -> bool {
         is_read_only(op)
+    }
+    fn can_satisfy(
+        &self,
+        state: &Atom,
+        read: &RegisterOp,
+        others: &mut dyn Iterator<Item = &RegisterOp>,
+    ) -> bool {
+        can_satisfy(state, read, others)
     }
     fn describe_state(&self, state: &Atom) -> Value {
         state.to_value()
@@ -157,6 +190,14 @@ impl Model for CasRegister {
     }
     fn is_read_only(&self, op: &RegisterOp) -> bool {
         is_read_only(op)
+    }
+    fn can_satisfy(
+        &self,
+        state: &Atom,
+        read: &RegisterOp,
+        others: &mut dyn Iterator<Item = &RegisterOp>,
+    ) -> bool {
+        can_satisfy(state, read, others)
     }
     fn describe_state(&self, state: &Atom) -> Value {
         state.to_value()
