@@ -66,6 +66,21 @@ fn median(mut xs: Vec<Duration>) -> Duration {
     xs[xs.len() / 2]
 }
 
+/// Per-file medians, four to a line, indented under their case.
+fn print_per_file(files: &[String], times: &[Duration]) {
+    for (chunk_files, chunk_times) in files.chunks(4).zip(times.chunks(4)) {
+        let cells: Vec<String> = chunk_files
+            .iter()
+            .zip(chunk_times)
+            .map(|(f, t)| {
+                let name = f.rsplit('/').next().unwrap_or(f);
+                format!("{name:<24} {:>7.3} ms", t.as_secs_f64() * 1e3)
+            })
+            .collect();
+        println!("    {}", cells.join("   "));
+    }
+}
+
 fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
@@ -146,10 +161,11 @@ fn main() {
         loaded.iter().for_each(|l| {
             check_once(l);
         });
-        let mut total = Duration::ZERO;
-        for l in &loaded {
-            total += median((0..RUNS).map(|_| check_once(l).0).collect());
-        }
+        let per_file: Vec<Duration> = loaded
+            .iter()
+            .map(|l| median((0..RUNS).map(|_| check_once(l).0).collect()))
+            .collect();
+        let total: Duration = per_file.iter().sum();
         let ms = total.as_secs_f64() * 1e3;
         let (anchor, speedup, goal) = match case.porcupine_ms {
             Some(p) => {
@@ -167,6 +183,9 @@ fn main() {
             "{:<34} {ms:>11.2} {anchor:>12} {speedup:>9}  {goal}",
             case.name
         );
+        if case.files.len() > 1 {
+            print_per_file(&case.files, &per_file);
+        }
     }
     if let Some(mib) = peak_rss_mib() {
         println!("peak memory (RSS) of the whole benchmark: {mib:.0} MiB");

@@ -3,57 +3,15 @@
 //!
 //! Tests live in a `formats` module so that `cargo test -p checkers formats` selects them.
 
+#[path = "support/corpus.rs"]
+mod corpus;
+
 mod formats {
     use checkers::formats::{guess_format, parse, write_edn, Format};
     use checkers::history::{EventType, History, Outcome, Process};
     use std::path::{Path, PathBuf};
 
-    const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus");
-
-    /// One row of MANIFEST.tsv.
-    struct Entry {
-        path: String,
-        format: Format,
-        /// Client invocations (every one, including those that never complete); nemesis entries
-        /// are not counted.
-        ops: usize,
-        notes: String,
-    }
-
-    fn manifest() -> Vec<Entry> {
-        let text = std::fs::read_to_string(Path::new(CORPUS).join("MANIFEST.tsv")).unwrap();
-        let mut lines = text.lines();
-        let header: Vec<&str> = lines.next().unwrap().split('\t').collect();
-        let column = |name: &str| header.iter().position(|h| *h == name).unwrap();
-        let (path, format, ops, notes) = (
-            column("path"),
-            column("format"),
-            column("ops"),
-            column("notes"),
-        );
-        lines
-            .filter(|l| !l.trim().is_empty())
-            .map(|line| {
-                let cells: Vec<&str> = line.split('\t').collect();
-                let format = match cells[format] {
-                    "jepsen-log4j-text" => Format::PorcupineEtcd,
-                    f if f.contains("porcupine kv") => Format::PorcupineKv,
-                    f if f.starts_with("edn-") => Format::Edn,
-                    f => panic!("unknown manifest format {f:?}"),
-                };
-                Entry {
-                    path: cells[path].to_string(),
-                    format,
-                    ops: cells[ops].parse().unwrap(),
-                    notes: cells[notes].to_string(),
-                }
-            })
-            .collect()
-    }
-
-    fn read(path: &str) -> String {
-        std::fs::read_to_string(Path::new(CORPUS).join(path)).unwrap()
-    }
+    use super::corpus::{self, manifest, read};
 
     /// The first few KB, as a caller sniffing a file would pass to `guess_format`.
     fn head(text: &str) -> &str {
@@ -99,10 +57,11 @@ mod formats {
     fn manifest_lists_every_history_in_the_corpus() {
         let listed: Vec<String> = manifest().into_iter().map(|e| e.path).collect();
         let mut files = Vec::new();
-        files_under(Path::new(CORPUS), &mut files);
+        let root = corpus::dir();
+        files_under(&root, &mut files);
         let mut histories = 0;
         for file in files {
-            let relative = file.strip_prefix(CORPUS).unwrap().to_str().unwrap();
+            let relative = file.strip_prefix(&root).unwrap().to_str().unwrap();
             if relative.ends_with(".md") || relative == "MANIFEST.tsv" {
                 continue;
             }

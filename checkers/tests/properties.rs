@@ -3,7 +3,7 @@
 
 use checkers::history::{Event, EventType, History, Operation, Outcome};
 use checkers::model::{
-    CasRegister, Counter, FifoQueue, KeyValue, Model, MultiRegister, Mutex, SetModel,
+    Counter, FifoQueue, KeyValue, Model, MultiRegister, Mutex, Register, SetModel,
 };
 use checkers::{check, CheckOptions, FailureSemantics, Verdict};
 use proptest::prelude::*;
@@ -261,8 +261,8 @@ proptest! {
     #[test]
     fn cas_register_agrees_with_brute_force(s in script(), procs in 2u8..5) {
         let ops = history_from(&s, procs, 8, &CAS_REGISTER);
-        agree(&CasRegister::new(&json!(0)), &ops, FailureSemantics::DidNotHappen, true);
-        agree(&CasRegister::new(&json!(0)), &ops, FailureSemantics::Observed, true);
+        agree(&Register::with_cas(&json!(0)), &ops, FailureSemantics::DidNotHappen, true);
+        agree(&Register::with_cas(&json!(0)), &ops, FailureSemantics::Observed, true);
     }
 
     #[test]

@@ -23,6 +23,32 @@ pub struct Cli {
 pub enum Command {
     /// Check a recorded history for linearizability.
     Check(CheckArgs),
+    /// Rewrite a history in another format: EDN for Knossos or Elle, or Fissure's jsonl.
+    Convert(ConvertArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// A history file in any format `check` reads, or a stored run directory.
+    pub history: PathBuf,
+
+    /// The output format: edn (Jepsen, Knossos, Elle) or jsonl (Fissure).
+    #[arg(long, value_enum)]
+    pub to: OutputFormat,
+
+    /// The input's format [default: guessed from the file].
+    #[arg(long, value_parser = parse_format)]
+    pub format: Option<Format>,
+
+    /// Write here instead of to standard output.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum OutputFormat {
+    Edn,
+    Jsonl,
 }
 
 #[derive(Debug, Args)]

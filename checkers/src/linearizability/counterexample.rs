@@ -96,6 +96,7 @@ pub(super) fn build<M: Model>(
     partition: &Partition<M::Op>,
     stuck: &Stuck<M::State>,
     shrink_time: Option<Duration>,
+    memory_limit: Option<u64>,
 ) -> Counterexample {
     let source = |local: u32| &ops[partition.sources[local as usize]];
     let prefix: Vec<usize> = stuck.prefix.iter().map(|&i| source(i).id).collect();
@@ -116,7 +117,7 @@ pub(super) fn build<M: Model>(
             .map(|s| model.describe_state(s))
             .collect(),
         minimal: shrink_time
-            .and_then(|time| shrink(model, &partition.ops, time))
+            .and_then(|time| shrink(model, &partition.ops, time, memory_limit))
             .filter(|kept| kept.len() <= MAX_MINIMAL_OPS)
             .map(|kept| kept.into_iter().map(|i| source(i as u32).clone()).collect()),
     }
@@ -124,8 +125,13 @@ pub(super) fn build<M: Model>(
 
 /// Delta debugging over the partition's read-only operations. Returns the local indices of the
 /// operations kept, or `None` when nothing could be removed.
-fn shrink<M: Model>(model: &M, ops: &[SearchOp<M::Op>], time: Duration) -> Option<Vec<usize>> {
-    let budget = Budget::new(Some(time), None, Arc::new(Progress::default()));
+fn shrink<M: Model>(
+    model: &M,
+    ops: &[SearchOp<M::Op>],
+    time: Duration,
+    memory_limit: Option<u64>,
+) -> Option<Vec<usize>> {
+    let budget = Budget::new(Some(time), memory_limit, Arc::new(Progress::default()));
     let mut keep = vec![true; ops.len()];
     let mut candidates: Vec<usize> = (0..ops.len())
         .filter(|&i| model.is_read_only(&ops[i].op))

@@ -14,8 +14,8 @@ pub use counterexample::Counterexample;
 
 use crate::history::{Operation, Outcome};
 use crate::model::{
-    CasRegister, Counter, FailureSemantics, FifoQueue, KeyValue, Model, ModelError, ModelKind,
-    MultiRegister, Mutex, Register, SetModel,
+    Counter, FailureSemantics, FifoQueue, KeyValue, Model, ModelError, ModelKind, MultiRegister,
+    Mutex, Register, SetModel,
 };
 use budget::Budget;
 use rayon::prelude::*;
@@ -139,7 +139,7 @@ pub fn check_model(
     };
     Ok(match kind {
         ModelKind::Register => check(&Register::new(init), ops, options)?,
-        ModelKind::CasRegister => check(&CasRegister::new(init), ops, options)?,
+        ModelKind::CasRegister => check(&Register::with_cas(init), ops, options)?,
         ModelKind::KeyValue => check(&KeyValue::new(init), ops, options)?,
         ModelKind::MultiRegister => {
             check(&MultiRegister::new(init).map_err(bad_init)?, ops, options)?
@@ -212,7 +212,14 @@ pub fn check<M: Model>(
             .shrink
             .then(|| shrink_time(budget.remaining()))
             .flatten();
-        let cx = counterexample::build(model, ops, partition, stuck, shrink_budget);
+        let cx = counterexample::build(
+            model,
+            ops,
+            partition,
+            stuck,
+            shrink_budget,
+            options.memory_limit,
+        );
         (Verdict::Invalid, Some(cx.summary()), Some(cx))
     } else if aborted {
         let why = budget

@@ -152,6 +152,8 @@ impl Bitsets {
 struct States<'m, M: Model> {
     model: &'m M,
     values: Vec<M::State>,
+    /// What the interned states hold, by the model's estimate.
+    bytes: usize,
     ids: HashTable<u32>,
     steps: FxHashMap<u64, u32>,
 }
@@ -161,6 +163,7 @@ impl<'m, M: Model> States<'m, M> {
         let mut states = States {
             model,
             values: Vec::new(),
+            bytes: 0,
             ids: HashTable::new(),
             steps: FxHashMap::default(),
         };
@@ -176,6 +179,7 @@ impl<'m, M: Model> States<'m, M> {
             return id;
         }
         let id = self.values.len() as u32;
+        self.bytes += self.model.state_bytes(&state);
         self.values.push(state);
         let values = &self.values;
         self.ids
@@ -198,7 +202,11 @@ impl<'m, M: Model> States<'m, M> {
     }
 
     fn approx_bytes(&self) -> usize {
-        self.values.len() * (std::mem::size_of::<M::State>() * 2 + 16) + self.steps.len() * 16
+        // The table of ids and the step memo, plus the states themselves.
+        self.values.capacity() * std::mem::size_of::<M::State>()
+            + self.ids.capacity() * 5
+            + self.steps.capacity() * 17
+            + self.bytes
     }
 }
 

@@ -139,6 +139,18 @@ impl Model for KeyValue {
         }
     }
 
+    fn state_bytes(&self, state: &KvState) -> usize {
+        let text = |a: &Atom| match a {
+            Atom::Str(s) | Atom::Json(s) => s.len() + 16,
+            _ => 0,
+        };
+        std::mem::size_of::<KvState>()
+            + state
+                .iter()
+                .map(|(k, v)| std::mem::size_of::<(Atom, Atom)>() + text(k) + text(v))
+                .sum::<usize>()
+    }
+
     fn is_read_only(&self, op: &KvOp) -> bool {
         matches!(op, KvOp::Get(..) | KvOp::Nothing)
     }

@@ -20,7 +20,7 @@ pub use kv::KeyValue;
 pub use multi_register::MultiRegister;
 pub use mutex::Mutex;
 pub use queue::FifoQueue;
-pub use register::{CasRegister, Register};
+pub use register::Register;
 pub use set::SetModel;
 
 use crate::history::Operation;
@@ -70,6 +70,12 @@ pub trait Model: Send + Sync {
         _others: &mut dyn Iterator<Item = &Self::Op>,
     ) -> bool {
         true
+    }
+
+    /// Roughly how many bytes a state holds, heap included, so the checker's memory budget
+    /// counts what models allocate. The default suits states without heap data.
+    fn state_bytes(&self, _state: &Self::State) -> usize {
+        std::mem::size_of::<Self::State>()
     }
 
     /// A state as JSON, for counterexamples.

@@ -31,31 +31,47 @@ pub enum CasResult {
     Unknown,
 }
 
-/// A single register holding any value, with `read` and `write`.
+/// A single register holding any value, with `read` and `write`, and, when made with
+/// [`Register::with_cas`], `cas` (value `[expected, new]`).
 #[derive(Clone, Debug)]
 pub struct Register {
     init: Atom,
+    cas: bool,
 }
 
 impl Register {
+    /// A read/write register (model name `register`).
     pub fn new(init: &Value) -> Register {
         Register {
             init: Atom::from_value(init),
+            cas: false,
         }
     }
-}
 
-/// A register with `read`, `write` and `cas` (value `[expected, new]`).
-#[derive(Clone, Debug)]
-pub struct CasRegister {
-    init: Atom,
-}
-
-impl CasRegister {
-    pub fn new(init: &Value) -> CasRegister {
-        CasRegister {
+    /// A read/write/compare-and-set register (model name `cas-register`).
+    pub fn with_cas(init: &Value) -> Register {
+        Register {
             init: Atom::from_value(init),
+            cas: true,
         }
+    }
+
+    fn prepare_cas(op: &Operation) -> Result<RegisterOp, ModelError> {
+        let (from, to) = match op.input.as_array().map(Vec::as_slice) {
+            Some([from, to]) => (Atom::from_value(from), Atom::from_value(to)),
+            _ => {
+                return Err(ModelError::new(
+                    op,
+                    format!("cas takes [expected, new], got {}", op.input),
+                ))
+            }
+        };
+        let result = match op.outcome {
+            Outcome::Ok => CasResult::Swapped,
+            Outcome::Fail => CasResult::CompareFailed,
+            Outcome::Info => CasResult::Unknown,
+        };
+        Ok(RegisterOp::Cas { from, to, result })
     }
 }
 
@@ -125,65 +141,27 @@ impl Model for Register {
     type Op = RegisterOp;
 
     fn name(&self) -> &'static str {
-        "register"
-    }
-    fn init(&self) -> Atom {
-        self.init.clone()
-    }
-    fn prepare(&self, op: &Operation) -> Result<RegisterOp, ModelError> {
-        prepare_read_write(op)
-            .ok_or_else(|| ModelError::unknown_f(op, "register", &["read", "write"]))
-    }
-    fn step(&self, state: &Atom, op: &RegisterOp) -> Option<Atom> {
-        step_register(state, op)
-    }
-    fn is_read_only(&self, op: &RegisterOp) -> bool {
-        is_read_only(op)
-    }
-    fn can_satisfy(
-        &self,
-        state: &Atom,
-        read: &RegisterOp,
-        others: &mut dyn Iterator<Item = &RegisterOp>,
-    ) -> bool {
-        can_satisfy(state, read, others)
-    }
-    fn describe_state(&self, state: &Atom) -> Value {
-        state.to_value()
-    }
-}
-
-impl Model for CasRegister {
-    type State = Atom;
-    type Op = RegisterOp;
-
-    fn name(&self) -> &'static str {
-        "cas-register"
-    }
-    fn init(&self) -> Atom {
-        self.init.clone()
-    }
-    fn prepare(&self, op: &Operation) -> Result<RegisterOp, ModelError> {
-        if op.f != "cas" {
-            return prepare_read_write(op).ok_or_else(|| {
-                ModelError::unknown_f(op, "cas-register", &["read", "write", "cas"])
-            });
+        if self.cas {
+            "cas-register"
+        } else {
+            "register"
         }
-        let (from, to) = match op.input.as_array().map(Vec::as_slice) {
-            Some([from, to]) => (Atom::from_value(from), Atom::from_value(to)),
-            _ => {
-                return Err(ModelError::new(
-                    op,
-                    format!("cas takes [expected, new], got {}", op.input),
-                ))
-            }
-        };
-        let result = match op.outcome {
-            Outcome::Ok => CasResult::Swapped,
-            Outcome::Fail => CasResult::CompareFailed,
-            Outcome::Info => CasResult::Unknown,
-        };
-        Ok(RegisterOp::Cas { from, to, result })
+    }
+    fn init(&self) -> Atom {
+        self.init.clone()
+    }
+    fn prepare(&self, op: &Operation) -> Result<RegisterOp, ModelError> {
+        if self.cas && op.f == "cas" {
+            return Register::prepare_cas(op);
+        }
+        prepare_read_write(op).ok_or_else(|| {
+            let expected: &[&str] = if self.cas {
+                &["read", "write", "cas"]
+            } else {
+                &["read", "write"]
+            };
+            ModelError::unknown_f(op, self.name(), expected)
+        })
     }
     fn step(&self, state: &Atom, op: &RegisterOp) -> Option<Atom> {
         step_register(state, op)
@@ -212,7 +190,7 @@ mod tests {
 
     #[test]
     fn cas_semantics() {
-        let m = CasRegister::new(&json!(0));
+        let m = Register::with_cas(&json!(0));
         let s0 = m.init();
         let swap = m
             .prepare(&op("cas", json!([0, 5]), Outcome::Ok, json!([0, 5])))

@@ -1,28 +1,19 @@
 //! `fissure check`: load a history in any supported format and check it for linearizability.
 
 use super::check_output;
+use super::history_file;
 use crate::cli::CheckArgs;
 use crate::sizes::default_memory_limit;
 use crate::{EXIT_INVALID, EXIT_UNKNOWN, EXIT_VALID};
-use anyhow::{anyhow, bail, Context};
-use checkers::formats::{self, Format};
+use anyhow::{anyhow, Context};
 use checkers::linearizability::{CheckError, Progress};
 use checkers::{check_model, CheckOptions, History, ModelKind, Operation, Verdict};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
-
-/// A history read from disk, with what the summary needs to say about it.
-pub struct Loaded {
-    pub path: PathBuf,
-    pub format: Format,
-    pub history: History,
-    pub parse_ms: f64,
-}
 
 /// What was checked, how: printed beside the result.
 pub struct Setup {
@@ -30,7 +21,7 @@ pub struct Setup {
 }
 
 pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
-    let loaded = load(&args.history, args.format)?;
+    let loaded = history_file::load(&args.history, args.format)?;
     let path = loaded.path.display().to_string();
     let ops = loaded
         .history
@@ -71,48 +62,6 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         Verdict::Valid => EXIT_VALID,
         Verdict::Invalid => EXIT_INVALID,
         Verdict::Unknown => EXIT_UNKNOWN,
-    })
-}
-
-/// Reads and parses a history file (or a run directory's `history.jsonl`).
-pub fn load(path: &Path, format: Option<Format>) -> anyhow::Result<Loaded> {
-    let path = if path.is_dir() {
-        let inner = path.join("history.jsonl");
-        if !inner.is_file() {
-            bail!(
-                "{} is a directory without history.jsonl; pass a history file or a stored run directory",
-                path.display()
-            );
-        }
-        inner
-    } else {
-        path.to_path_buf()
-    };
-    let shown = path.display().to_string();
-    let started = Instant::now();
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("cannot read history {shown}"))?;
-    let format = match format {
-        Some(format) => format,
-        None => {
-            let head: String = text.chars().take(8192).collect();
-            formats::guess_format(&path, &head).ok_or_else(|| {
-                anyhow!(
-                    "{shown}: cannot tell the history's format; pass --format jsonl, edn, \
-                     porcupine-etcd or porcupine-kv"
-                )
-            })?
-        }
-    };
-    let history = formats::parse(format, &text).map_err(|e| anyhow!("{shown}:{e}"))?;
-    if history.client_events().next().is_none() {
-        bail!("{shown}: the history has no client operations (read as {format})");
-    }
-    Ok(Loaded {
-        path,
-        format,
-        history,
-        parse_ms: started.elapsed().as_secs_f64() * 1e3,
     })
 }
 

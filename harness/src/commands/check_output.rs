@@ -1,6 +1,7 @@
 //! What `fissure check` prints: a summary a person reads in seconds, or one JSON object.
 
-use super::check::{Loaded, Setup};
+use super::check::Setup;
+use super::history_file::Loaded;
 use checkers::linearizability::Counterexample;
 use checkers::{LinearizabilityResult, Operation, Outcome, Verdict};
 use serde_json::{json, Value};

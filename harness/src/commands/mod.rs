@@ -2,6 +2,8 @@
 
 mod check;
 mod check_output;
+mod convert;
+mod history_file;
 
 use crate::cli::{Cli, Command};
 
@@ -9,5 +11,6 @@ use crate::cli::{Cli, Command};
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Check(args) => check::run(args),
+        Command::Convert(args) => convert::run(args),
     }
 }

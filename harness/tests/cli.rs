@@ -1,4 +1,5 @@
-//! `fissure check` end to end: exit codes, JSON fields, and errors that name the file and line.
+//! The `fissure` CLI end to end: exit codes, JSON fields, conversion, and errors that name the
+//! file and line.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -138,4 +139,38 @@ fn help_exits_0() {
     let out = fissure(&["check", "--help"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(text(&out.stdout).contains("--time-limit"));
+}
+
+#[test]
+fn convert_round_trips_and_keeps_the_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = corpus("knossos/cas-register/bad/cas-failure.edn");
+    let jsonl = dir.path().join("history.jsonl");
+    let edn = dir.path().join("again.edn");
+    let out = fissure(&[
+        "convert",
+        "--to",
+        "jsonl",
+        source.to_str().unwrap(),
+        "-o",
+        jsonl.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = fissure(&[
+        "convert",
+        "--to",
+        "edn",
+        jsonl.to_str().unwrap(),
+        "-o",
+        edn.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // jsonl has no convention for the initial value, so give Knossos' 0.
+    let out = fissure(&["check", "--init", "0", jsonl.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let out = fissure(&["check", edn.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+
+    let out = fissure(&["convert", "--to", "xml", source.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3));
 }

@@ -1,0 +1,58 @@
+//! Reading a history from disk in any supported format, for `check` and `convert`.
+
+use anyhow::{anyhow, bail, Context};
+use checkers::formats::{self, Format};
+use checkers::History;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// A history read from disk, with what summaries need to say about it.
+pub struct Loaded {
+    pub path: PathBuf,
+    pub format: Format,
+    pub history: History,
+    pub parse_ms: f64,
+}
+
+/// Reads and parses a history file, or a stored run directory's `history.jsonl`. The format is
+/// guessed from the file when not given.
+pub fn load(path: &Path, format: Option<Format>) -> anyhow::Result<Loaded> {
+    let path = if path.is_dir() {
+        let inner = path.join("history.jsonl");
+        if !inner.is_file() {
+            bail!(
+                "{} is a directory without history.jsonl; pass a history file or a stored run directory",
+                path.display()
+            );
+        }
+        inner
+    } else {
+        path.to_path_buf()
+    };
+    let shown = path.display().to_string();
+    let started = Instant::now();
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("cannot read history {shown}"))?;
+    let format = match format {
+        Some(format) => format,
+        None => {
+            let head: String = text.chars().take(8192).collect();
+            formats::guess_format(&path, &head).ok_or_else(|| {
+                anyhow!(
+                    "{shown}: cannot tell the history's format; pass --format jsonl, edn, \
+                     porcupine-etcd or porcupine-kv"
+                )
+            })?
+        }
+    };
+    let history = formats::parse(format, &text).map_err(|e| anyhow!("{shown}:{e}"))?;
+    if history.client_events().next().is_none() {
+        bail!("{shown}: the history has no client operations (read as {format})");
+    }
+    Ok(Loaded {
+        path,
+        format,
+        history,
+        parse_ms: started.elapsed().as_secs_f64() * 1e3,
+    })
+}
