@@ -117,7 +117,7 @@ fn bad_input_exits_3_with_a_clear_message() {
     assert_eq!(out.status.code(), Some(3));
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains("broken.jsonl:line 2:") && stderr.contains("okay"),
+        stderr.contains("broken.jsonl: line 2:") && stderr.contains("okay"),
         "{stderr}"
     );
 
@@ -173,4 +173,12 @@ fn convert_round_trips_and_keeps_the_verdict() {
 
     let out = fissure(&["convert", "--to", "xml", source.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(3));
+
+    // Porcupine's etcd log means something else by `fail` and by a nil read than EDN does.
+    let etcd = corpus("porcupine/jepsen/etcd_000.log");
+    let out = fissure(&["convert", "--to", "edn", etcd.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("--fail-means observed"), "{stderr}");
+    assert!(stderr.contains("unknown value"), "{stderr}");
 }

@@ -1,4 +1,6 @@
-//! Node control for Fissure: remote execution, fault injection and fault schedules.
+//! Node control for Fissure: remote execution, fault injection and fault schedules (DESIGN.md §5).
 //!
-//! Empty until the fault issues land (DESIGN.md §5); it exists so the workspace has its final shape
-//! and dependents can be wired without churn.
+//! So far it holds the [`link::LinkProxy`], through which every connection of a local cluster runs
+//! so that partitions are real at the TCP level.
+
+pub mod link;

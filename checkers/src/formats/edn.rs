@@ -170,9 +170,10 @@ pub(super) fn to_json(value: &Edn) -> Value {
         Edn::Keyword(k) => Value::String(keyword_text(k)),
         Edn::Integer(n) => Value::from(*n),
         Edn::Float(x) => float(x.into_inner(), || value.to_string()),
+        // Beyond 64 bits, keep EDN's own spelling so it stays distinct from the string "123".
         Edn::BigInt(n) => match n.to_string().parse::<u64>() {
             Ok(n) => Value::from(n),
-            Err(_) => Value::String(n.to_string()),
+            Err(_) => Value::String(format!("{n}N")),
         },
         Edn::BigDec(d) => match d.to_string().parse::<f64>() {
             Ok(x) => float(x, || d.to_string()),
@@ -371,7 +372,7 @@ mod tests {
         assert_eq!(
             to_json(&v),
             json!({"a": [1, 2], "s": ["k", "c", 1.5, null, true],
-                   "3": "2020-01-01T00:00:00+00:00", "n": "99999999999999999999"})
+                   "3": "2020-01-01T00:00:00+00:00", "n": "99999999999999999999N"})
         );
     }
 

@@ -14,20 +14,46 @@ pub enum JsonlError {
 }
 
 /// Reads a JSON Lines history. Blank lines are skipped; an event without `index` gets its position.
-pub fn read_jsonl(reader: impl BufRead) -> Result<History, JsonlError> {
+///
+/// A last line cut short (no newline, not valid JSON) is what a controller killed mid-write
+/// leaves; it is dropped with a warning rather than making the whole history unreadable.
+pub fn read_jsonl(mut reader: impl BufRead) -> Result<History, JsonlError> {
     let mut history = History::default();
-    for (i, line) in reader.lines().enumerate() {
-        let line_no = i + 1;
-        let line = line?;
+    let mut line = String::new();
+    let mut line_no = 0;
+    loop {
+        line.clear();
+        if reader.read_line(&mut line)? == 0 {
+            break;
+        }
+        line_no += 1;
         let text = line.trim();
         if text.is_empty() {
             continue;
         }
-        let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| JsonlError::Line {
+        let torn = !line.ends_with('\n');
+        let value: serde_json::Value = match serde_json::from_str(text) {
+            Ok(value) => value,
+            Err(e) if torn && e.is_eof() => {
+                tracing::warn!(line = line_no, "ignoring a torn last line: {e}");
+                break;
+            }
+            Err(e) => {
+                return Err(JsonlError::Line {
+                    line: line_no,
+                    message: format!("not valid JSON: {e}"),
+                })
+            }
+        };
+        if let Some(big) = oversized_integer(&value) {
+            return Err(JsonlError::Line {
                 line: line_no,
-                message: format!("not valid JSON: {e}"),
-            })?;
+                message: format!(
+                    "the number {big} does not fit in 64 bits and would be compared inexactly; \
+                     write it as a string"
+                ),
+            });
+        }
         let has_index = value.get("index").is_some();
         let mut event: Event = serde_json::from_value(value).map_err(|e| JsonlError::Line {
             line: line_no,
@@ -40,6 +66,21 @@ pub fn read_jsonl(reader: impl BufRead) -> Result<History, JsonlError> {
         history.source_lines.push(line_no);
     }
     Ok(history)
+}
+
+/// An integer too large for 64 bits, which serde_json reads as a float: two different such
+/// numbers could compare equal.
+fn oversized_integer(value: &serde_json::Value) -> Option<f64> {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            let x = n.as_f64()?;
+            (x.fract() == 0.0 && x.abs() >= 9.2e18).then_some(x)
+        }
+        Value::Array(items) => items.iter().find_map(oversized_integer),
+        Value::Object(fields) => fields.values().find_map(oversized_integer),
+        _ => None,
+    }
 }
 
 /// Writes a history as JSON Lines, one event per line.
@@ -85,6 +126,22 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("process must be"), "{err}");
+    }
+
+    #[test]
+    fn a_torn_last_line_is_dropped_but_a_torn_middle_is_an_error() {
+        let text = "{\"process\":0,\"type\":\"invoke\",\"f\":\"read\"}\n{\"process\":0,\"ty";
+        assert_eq!(read_jsonl(text.as_bytes()).unwrap().events.len(), 1);
+        let text = "{\"process\":0,\"ty\n{\"process\":0,\"type\":\"invoke\",\"f\":\"read\"}\n";
+        assert!(read_jsonl(text.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn integers_beyond_64_bits_are_refused() {
+        let text =
+            "{\"process\":0,\"type\":\"invoke\",\"f\":\"write\",\"value\":18446744073709551616}\n";
+        let err = read_jsonl(text.as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("does not fit in 64 bits"), "{err}");
     }
 
     #[test]

@@ -20,7 +20,13 @@ pub enum Abort {
 impl std::fmt::Display for Abort {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Abort::TimeLimit(d) if d.as_secs() == 0 => {
+                write!(f, "time limit of {} ms reached", d.as_millis())
+            }
             Abort::TimeLimit(d) => write!(f, "time limit of {:.1} s reached", d.as_secs_f64()),
+            Abort::MemoryLimit(b) if *b < 1 << 20 => {
+                write!(f, "memory budget of {} KiB reached", b >> 10)
+            }
             Abort::MemoryLimit(b) => write!(f, "memory budget of {} MiB reached", b >> 20),
             Abort::Cancelled => f.write_str("cancelled"),
         }

@@ -36,7 +36,8 @@ pub struct Counterexample {
     pub unplaceable: Vec<Operation>,
     /// Other operations still open at that point: what could have gone next.
     pub pending: Vec<Operation>,
-    /// The model states the search could be in just before it got stuck.
+    /// Model states in which that operation was found not to fit, at the end of prefixes as long
+    /// as the longest (a sample: at most 8).
     pub states_before: Vec<Value>,
     /// A smaller sub-history that is still not linearizable (reads removed), if shrinking helped.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -61,11 +62,15 @@ impl Counterexample {
             .first()
             .map_or_else(String::new, |s| truncate(&s.to_string(), 120));
         if self.states_before.len() > 1 {
-            states.push_str(&format!(" (or {} others)", self.states_before.len() - 1));
+            states.push_str(&format!(
+                " (or {} other states tried)",
+                self.states_before.len() - 1
+            ));
         }
         format!(
-            "{}{input} {}{key} by process {} (invoked at index {}) cannot be linearized: after {} \
-             linearized operations the model could only be in state {states}",
+            "{}{input} {}{key} by process {} (invoked at index {}) cannot be linearized: the \
+             longest linearizable prefix found has {} operations and leaves the model in state \
+             {states}, where it does not fit",
             op.f,
             describe_outcome(op),
             op.process,

@@ -16,12 +16,8 @@
 //! Indeterminate operations (`info`) have their returns after every definite return. Reaching one
 //! means every definite operation is linearized: the rest may take effect later or never.
 //!
-//! Because indeterminate operations are optional, a configuration is *dominated* by another with
-//! the same state, the same definite operations linearized, and a subset of the indeterminate ones:
-//! everything that can follow the first can follow the second. The cache therefore keys on
-//! (definite set, state) and keeps the indeterminate sets seen; a configuration whose indeterminate
-//! set contains one already seen is pruned. On Jepsen histories full of timed-out writes this cuts
-//! the search by an order of magnitude; without indeterminate operations it is the plain WGL cache.
+//! Because indeterminate operations are optional, linearizing one that leaves the state unchanged
+//! is dominated by not linearizing it, so the search never tries that.
 
 use super::budget::Budget;
 use crate::model::Model;
@@ -407,8 +403,11 @@ impl<'a, M: Model> Search<'a, M> {
         let depth = self.stack.len();
         match &mut self.best {
             Some(best) if best.prefix.len() > depth => {}
+            // Other states at the same depth are worth showing only if the same operation got
+            // stuck in them; otherwise they explain a different failure.
             Some(best) if best.prefix.len() == depth => {
-                if best.states.len() < 8 && !best.states.contains(&state) {
+                if best.blocked == blocked && best.states.len() < 8 && !best.states.contains(&state)
+                {
                     best.states.push(state);
                 }
             }

@@ -53,8 +53,9 @@ pub trait Model: Send + Sync {
     /// `Some(next)` if `op` could take effect in `state` producing its observed output.
     fn step(&self, state: &Self::State, op: &Self::Op) -> Option<Self::State>;
 
-    /// True if `op` never changes any state (a read). Such operations can be removed from a
-    /// non-linearizable history without making it linearizable, which makes shrinking sound.
+    /// True if `op` never changes any state (a read). Removing such an operation from a
+    /// linearizable history leaves it linearizable, so a history that stays non-linearizable
+    /// without some reads proves the original wrong too: that makes shrinking sound.
     fn is_read_only(&self, _op: &Self::Op) -> bool {
         false
     }

@@ -192,7 +192,10 @@ impl Model for MultiRegister {
             Value::String(s) => s,
             other => other.to_string(),
         };
-        Value::Object(state.iter().map(|(k, v)| (text(k), v.to_value())).collect())
+        let changed: serde_json::Map<String, Value> =
+            state.iter().map(|(k, v)| (text(k), v.to_value())).collect();
+        // Registers not listed hold the initial value; say which, or `{}` reads as "empty".
+        serde_json::json!({ "changed_keys": changed, "others": self.init.to_value() })
     }
 }
 
@@ -215,7 +218,10 @@ mod tests {
         let output = json!([["write", "x", 1], ["read", "x", 1], ["read", 2, null]]);
         let txn = prep("txn", input.clone(), Outcome::Ok, output).unwrap();
         let s = m.step(&m.init(), &txn).unwrap();
-        assert_eq!(m.describe_state(&s), json!({"x": 1}));
+        assert_eq!(
+            m.describe_state(&s),
+            json!({"changed_keys": {"x": 1}, "others": null})
+        );
         let stale = json!([["write", "x", 1], ["read", "x", 1], ["read", 2, 5]]);
         let stale = prep("txn", input, Outcome::Ok, stale).unwrap();
         assert_eq!(m.step(&s, &stale), None);

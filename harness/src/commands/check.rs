@@ -34,7 +34,12 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     };
     let init = match &args.init {
         Some(raw) => parse_init(raw),
-        None => conventions.init.clone().unwrap_or(Value::Null),
+        // A source's initial value belongs to its own model (Knossos' 0 is a register's), so a
+        // different model starts from its natural default.
+        None if same_object(conventions.model, model) => {
+            conventions.init.clone().unwrap_or(Value::Null)
+        }
+        None => Value::Null,
     };
     let progress = Arc::new(Progress::default());
     let options = CheckOptions {
@@ -63,6 +68,15 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         Verdict::Invalid => EXIT_INVALID,
         Verdict::Unknown => EXIT_UNKNOWN,
     })
+}
+
+/// True if `model` checks the same kind of object as the format's conventional model.
+fn same_object(conventional: Option<ModelKind>, model: ModelKind) -> bool {
+    let register = |m: ModelKind| matches!(m, ModelKind::Register | ModelKind::CasRegister);
+    match conventional {
+        Some(c) => c == model || (register(c) && register(model)),
+        None => false,
+    }
 }
 
 fn guess_model(ops: &[Operation]) -> anyhow::Result<ModelKind> {

@@ -52,8 +52,9 @@ pub fn summary(loaded: &Loaded, setup: &Setup, result: &LinearizabilityResult) -
     };
     let _ = writeln!(
         out,
-        "  {} operations ({} to place) in {} partition{}{split}",
+        "  {} operation{} ({} to place) in {} partition{}{split}",
         result.ops,
+        if result.ops == 1 { "" } else { "s" },
         result.checked_ops,
         result.partitions,
         if result.partitions == 1 { "" } else { "s" }

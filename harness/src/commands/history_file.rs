@@ -45,7 +45,7 @@ pub fn load(path: &Path, format: Option<Format>) -> anyhow::Result<Loaded> {
             })?
         }
     };
-    let history = formats::parse(format, &text).map_err(|e| anyhow!("{shown}:{e}"))?;
+    let history = formats::parse(format, &text).map_err(|e| anyhow!("{shown}: {e}"))?;
     if history.client_events().next().is_none() {
         bail!("{shown}: the history has no client operations (read as {format})");
     }

@@ -94,6 +94,9 @@ fn unterminated(line: usize, kind: &str, close: u8, found: Option<(u8, usize)>) 
     FormatError::new(line, message)
 }
 
+/// The deepest nesting accepted in one form.
+const MAX_DEPTH: usize = 256;
+
 /// Finds the extent of EDN forms without building them, tracking the line.
 struct Scanner<'a> {
     text: &'a str,
@@ -123,6 +126,9 @@ impl<'a> Scanner<'a> {
 
     /// Skips whitespace, commas, `;` comments and `#_` discarded forms.
     fn skip_space(&mut self) -> Result<(), FormatError> {
+        // Counted, not recursive: `#_ #_ a b` discards two forms, and a long run of `#_` must not
+        // overflow the stack.
+        let mut discards = 0usize;
         loop {
             match self.peek() {
                 Some(b) if b.is_ascii_whitespace() || b == b',' => {
@@ -131,8 +137,11 @@ impl<'a> Scanner<'a> {
                 Some(b';') => self.skip_comment(),
                 Some(b'#') if self.text.as_bytes().get(self.pos + 1) == Some(&b'_') => {
                     self.pos += 2;
-                    self.skip_space()?;
+                    discards += 1;
+                }
+                _ if discards > 0 => {
                     self.form()?;
+                    discards -= 1;
                 }
                 _ => return Ok(()),
             }
@@ -223,6 +232,14 @@ impl<'a> Scanner<'a> {
                                 name
                             };
                             open.push((close, name, line));
+                            // The EDN parser behind the scanner recurses per level; no history
+                            // nests this deep, so stop before the stack would overflow.
+                            if open.len() > MAX_DEPTH {
+                                return Err(FormatError::new(
+                                    line,
+                                    format!("values nest deeper than {MAX_DEPTH} levels"),
+                                ));
+                            }
                         }
                         b')' | b']' | b'}' => {
                             let (close, name, opened) = open.pop().expect("inside a collection");
