@@ -93,9 +93,16 @@ async fn accept_loop(listener: TcpListener, upstream: String, state: Arc<LinkSta
 }
 
 async fn forward(inbound: TcpStream, upstream: String, state: Arc<LinkState>) {
-    // A connection opened across a partition hangs until the partition heals.
-    while state.blackholed.load(Ordering::SeqCst) {
-        state.healed.notified().await;
+    // A connection opened across a partition hangs until the partition heals. Register for the
+    // wake-up before looking at the flag, so a heal in between is not missed.
+    loop {
+        let healed = state.healed.notified();
+        tokio::pin!(healed);
+        healed.as_mut().enable();
+        if !state.blackholed.load(Ordering::SeqCst) {
+            break;
+        }
+        healed.await;
     }
     let Ok(outbound) = TcpStream::connect(&upstream).await else {
         return; // the peer is down: close, like a refused connection

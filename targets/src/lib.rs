@@ -1,2 +1,17 @@
-//! The bundled systems under test (`fissure-node`: raft-kv, quorum, twopc) and their client library
-//! (DESIGN.md §7). Empty until the targets issue lands.
+//! Fissure's bundled systems under test and their client library (DESIGN.md §7).
+//!
+//! One binary, `fissure-node`, runs one node of one of three real distributed systems over TCP:
+//! `raft-kv` (a Raft-replicated key-value store), `quorum` (Dynamo-style replication with R and W)
+//! and `twopc` (two-phase commit over bank accounts). Each has switchable planted bugs, so the
+//! harness can prove it finds what it claims to find. Clients speak [`protocol`], one protocol for
+//! all three, through [`client::Client`].
+
+pub mod client;
+pub mod clock;
+pub mod node;
+pub mod protocol;
+pub mod quorum;
+pub mod raft;
+pub mod rpc;
+pub mod storage;
+pub mod twopc;

@@ -1,0 +1,149 @@
+//! The client protocol, one for all three modes: JSON lines over TCP.
+//!
+//! A client opens a TCP connection to a node's `--listen` address and writes one request per line;
+//! the node answers each with one response line carrying the same `id` (responses to requests on
+//! one connection come back in order). Ids are chosen by the client, so a history can name them.
+//!
+//! ```text
+//! → {"id":1,"op":"put","key":"k","value":"v"}
+//! ← {"id":1,"status":"ok"}
+//! → {"id":2,"op":"cas","key":"k","from":"v","to":"w"}
+//! ← {"id":2,"status":"fail","error":"compare failed: value is \"x\""}
+//! → {"id":3,"op":"get","key":"k"}
+//! ← {"id":3,"status":"unknown","error":"no leader within 2s"}
+//! ```
+//!
+//! Status is exactly one of: `ok` (it happened; `value` holds the result), `fail` (it certainly did
+//! not happen), `unknown` (it may or may not have happened, e.g. a timeout after replication
+//! started). These map one-to-one onto a history's `ok`, `fail` and `info`.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// A request line.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    pub id: u64,
+    #[serde(flatten)]
+    pub op: Op,
+}
+
+/// What a client asks. raft-kv and quorum serve the key-value operations; twopc serves the bank
+/// operations. A node answers `fail` to an operation its mode does not serve.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum Op {
+    Get {
+        key: String,
+    },
+    Put {
+        key: String,
+        value: Value,
+    },
+    Cas {
+        key: String,
+        from: Value,
+        to: Value,
+    },
+    /// Move `amount` from one account to another (twopc).
+    Transfer {
+        from: String,
+        to: String,
+        amount: i64,
+    },
+    /// A consistent snapshot of every account's balance (twopc).
+    ReadAll,
+}
+
+impl Op {
+    /// The history function name for this operation.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Get { .. } => "get",
+            Op::Put { .. } => "put",
+            Op::Cas { .. } => "cas",
+            Op::Transfer { .. } => "transfer",
+            Op::ReadAll => "read-all",
+        }
+    }
+}
+
+/// A response line.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    pub id: u64,
+    #[serde(flatten)]
+    pub reply: Reply,
+}
+
+/// The outcome of one operation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+pub enum Reply {
+    /// It happened. `value`: a get's value (`null` for a missing key), a read-all's balances.
+    Ok {
+        #[serde(default, skip_serializing_if = "Value::is_null")]
+        value: Value,
+    },
+    /// It certainly did not happen.
+    Fail { error: String },
+    /// It may or may not have happened.
+    Unknown { error: String },
+}
+
+impl Reply {
+    pub fn ok(value: Value) -> Reply {
+        Reply::Ok { value }
+    }
+    pub fn ok_empty() -> Reply {
+        Reply::Ok { value: Value::Null }
+    }
+    pub fn fail(error: impl Into<String>) -> Reply {
+        Reply::Fail {
+            error: error.into(),
+        }
+    }
+    pub fn unknown(error: impl Into<String>) -> Reply {
+        Reply::Unknown {
+            error: error.into(),
+        }
+    }
+}
+
+/// Balances by account, as a read-all returns them.
+pub type Balances = BTreeMap<String, i64>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn wire_format_is_as_documented() {
+        let req: Request =
+            serde_json::from_str(r#"{"id":2,"op":"cas","key":"k","from":"v","to":"w"}"#).unwrap();
+        assert_eq!(
+            req.op,
+            Op::Cas {
+                key: "k".into(),
+                from: json!("v"),
+                to: json!("w")
+            }
+        );
+        let line = serde_json::to_string(&Response {
+            id: 1,
+            reply: Reply::ok_empty(),
+        })
+        .unwrap();
+        assert_eq!(line, r#"{"id":1,"status":"ok"}"#);
+        let line = serde_json::to_string(&Response {
+            id: 3,
+            reply: Reply::unknown("timeout"),
+        })
+        .unwrap();
+        assert_eq!(line, r#"{"id":3,"status":"unknown","error":"timeout"}"#);
+        let req: Request = serde_json::from_str(r#"{"id":9,"op":"read-all"}"#).unwrap();
+        assert_eq!(req.op, Op::ReadAll);
+    }
+}
