@@ -387,9 +387,12 @@ async fn without_lost_vote_a_committed_write_survives() {
     assert!(!overwritten);
 }
 
-/// Not a regular test: a concurrent workload under partitions and crashes, written as a history
-/// for `fissure check --model cas-register --init null` to the file named by
-/// `RAFT_HISTORY` (run with `--ignored`).
+/// Not a regular test: 6 clients run random get/put/cas (unique written values) on 10 keys of a
+/// 5-node cluster for `RAFT_STRESS_SECS` (15) seconds while a nemesis isolates the leader (with
+/// or without setting its clock back), splits 2|3, or kills and restarts a node or the leader.
+/// The history goes to the file `RAFT_HISTORY`, for
+/// `fissure check --model cas-register --init null`; `RAFT_BUG` plants a bug. Run with
+/// `cargo test -p targets --test raft stress_history -- --ignored`.
 #[tokio::test]
 #[ignore]
 async fn stress_history() {
@@ -450,7 +453,11 @@ async fn stress_history() {
                     ),
                 };
                 let n = format!("n{}", node + 1);
-                log(json!({"process": process, "type": "invoke", "f": f, "key": key, "value": value, "node": n}));
+                let event = |kind: &str, value: &Value| {
+                    json!({"process": process, "type": kind, "f": f, "key": key,
+                           "value": value, "node": n})
+                };
+                log(event("invoke", &value));
                 let mut client = targets::client::Client::new(addrs[node].clone());
                 let reply = client.call(op, Duration::from_secs(3)).await;
                 let (kind, out) = match &reply {
@@ -462,17 +469,17 @@ async fn stress_history() {
                     Reply::Fail { .. } => ("fail", value.clone()),
                     Reply::Unknown { .. } => ("info", value.clone()),
                 };
-                log(json!({"process": process, "type": kind, "f": f, "key": key, "value": out, "node": n}));
+                log(event(kind, &out));
                 if kind == "info" {
                     process += 100;
                 }
             }
         }));
     }
-    let mut rng_seed = 0u64;
+    let mut rounds = 0u64;
     while Instant::now() < stop {
         tokio::time::sleep(Duration::from_millis(800)).await;
-        rng_seed += 1;
+        rounds += 1;
         let choice = rand::thread_rng().gen_range(0..6);
         cluster.heal();
         for i in 0..5 {
@@ -511,5 +518,5 @@ async fn stress_history() {
     for t in tasks {
         t.await.unwrap();
     }
-    eprintln!("nemesis rounds: {rng_seed}");
+    eprintln!("nemesis rounds: {rounds}");
 }

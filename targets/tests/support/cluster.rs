@@ -37,10 +37,14 @@ pub struct Cluster {
 
 /// A loopback port nobody is listening on right now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
+    reserve_port()
+        .local_addr()
         .map(|a| a.port())
         .expect("a free loopback port")
+}
+
+fn reserve_port() -> TcpListener {
+    TcpListener::bind("127.0.0.1:0").expect("a free loopback port")
 }
 
 impl Cluster {
@@ -50,7 +54,12 @@ impl Cluster {
         static TURN: OnceLock<Arc<tokio::sync::Mutex<()>>> = OnceLock::new();
         let turn = TURN.get_or_init(Arc::default).clone().lock_owned().await;
         let dir = tempfile::tempdir().expect("a temp dir");
-        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+        // Hold the nodes' ports while the proxies bind theirs, so the kernel cannot hand a proxy
+        // a node's port; release them just before the nodes start.
+        let reserved: Vec<(TcpListener, TcpListener)> =
+            (0..n).map(|_| (reserve_port(), reserve_port())).collect();
+        let port = |l: &TcpListener| l.local_addr().expect("a bound port").port();
+        let ports: Vec<(u16, u16)> = reserved.iter().map(|(c, p)| (port(c), port(p))).collect();
         let mut links = BTreeMap::new();
         for from in 0..n {
             for (to, (_, peer_port)) in ports.iter().enumerate() {
@@ -101,6 +110,7 @@ impl Cluster {
                 child: None,
             });
         }
+        drop(reserved);
         let mut cluster = Cluster {
             _turn: turn,
             nodes,
