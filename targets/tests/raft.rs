@@ -313,7 +313,7 @@ async fn read_at_deposed_leader(bug: Option<&str>) -> Reply {
     let rest = others(3, &[old]);
     ok_via(&cluster, &rest, put("k", json!("v1"))).await;
     // Past the lease by the true clock: only the skew keeps it alive.
-    let lease = Duration::from_millis(1000 + 300);
+    let lease = Duration::from_millis(250 + 300); // the default --lease-ms, and a margin
     if let Some(wait) = lease.checked_sub(isolated_at.elapsed()) {
         tokio::time::sleep(wait).await;
     }
