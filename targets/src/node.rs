@@ -6,7 +6,6 @@ use anyhow::{bail, Context};
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
@@ -97,34 +96,22 @@ pub trait Service: Send + Sync + 'static {
 /// Serves clients on `listener` until the task is dropped. Requests on one connection are
 /// answered in order; a line that is not a request gets a `fail` with id 0.
 pub async fn serve_clients<S: Service>(listener: TcpListener, service: Arc<S>) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
+    crate::rpc::serve_lines(listener, move |line: String| {
         let service = service.clone();
-        tokio::spawn(async move {
-            let (read, mut write) = stream.into_split();
-            let mut lines = BufReader::new(read).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                let response = match serde_json::from_str::<Request>(&line) {
-                    Ok(request) => Response {
-                        id: request.id,
-                        reply: service.handle(request.op).await,
-                    },
-                    Err(e) => Response {
-                        id: 0,
-                        reply: Reply::fail(format!("bad request: {e}")),
-                    },
-                };
-                let mut out = serde_json::to_string(&response).expect("responses serialize");
-                out.push('\n');
-                if write.write_all(out.as_bytes()).await.is_err() {
-                    return;
-                }
-            }
-        });
-    }
+        async move {
+            Some(match serde_json::from_str::<Request>(&line) {
+                Ok(request) => Response {
+                    id: request.id,
+                    reply: service.handle(request.op).await,
+                },
+                Err(e) => Response {
+                    id: 0,
+                    reply: Reply::fail(format!("bad request: {e}")),
+                },
+            })
+        }
+    })
+    .await
 }
 
 /// Binds a listener, naming the flag in the error.

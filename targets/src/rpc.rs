@@ -99,7 +99,8 @@ impl Peer {
 }
 
 /// Serves peer requests on `listener` until the task is dropped: each connection is read line by
-/// line and each request answered by `handler` in order.
+/// line and each request answered by `handler` in order. A message that does not parse drops
+/// the connection.
 pub async fn serve<Req, Resp, F, Fut>(listener: TcpListener, handler: F)
 where
     Req: DeserializeOwned + Send + 'static,
@@ -107,24 +108,48 @@ where
     F: Fn(Req) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Resp> + Send,
 {
+    serve_lines(listener, move |line: String| {
+        let handler = handler.clone();
+        async move {
+            match serde_json::from_str::<Req>(&line) {
+                Ok(request) => Some(handler(request).await),
+                Err(e) => {
+                    tracing::warn!("dropping a peer connection after a bad message: {e}");
+                    None
+                }
+            }
+        }
+    })
+    .await
+}
+
+/// The line server under both the client and the peer listeners: accepts connections and
+/// answers each line with what `answer` returns, in order; `None` closes the connection.
+pub async fn serve_lines<Resp, F, Fut>(listener: TcpListener, answer: F)
+where
+    Resp: Serialize + Send + 'static,
+    F: Fn(String) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Option<Resp>> + Send,
+{
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // E.g. out of file descriptors: back off instead of spinning.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
         };
         let _ = stream.set_nodelay(true);
-        let handler = handler.clone();
+        let answer = answer.clone();
         tokio::spawn(async move {
             let (read, mut write) = stream.into_split();
             let mut lines = BufReader::new(read).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                let request: Req = match serde_json::from_str(&line) {
-                    Ok(request) => request,
-                    Err(e) => {
-                        tracing::warn!("dropping a peer connection after a bad message: {e}");
-                        return;
-                    }
+                let Some(response) = answer(line).await else {
+                    return;
                 };
-                let response = handler(request).await;
                 let mut out = serde_json::to_string(&response).expect("messages serialize");
                 out.push('\n');
                 if write.write_all(out.as_bytes()).await.is_err() {
