@@ -25,6 +25,13 @@ pub enum Command {
     Check(CheckArgs),
     /// Rewrite a history in another format: EDN for Knossos or Elle, or Fissure's jsonl.
     Convert(ConvertArgs),
+    /// Run one node of a bundled system under test (what the local backend starts; the same as
+    /// the `fissure-node` binary).
+    #[command(hide = true)]
+    Node {
+        #[command(subcommand)]
+        node: targets::cli::NodeCli,
+    },
 }
 
 #[derive(Debug, Args)]

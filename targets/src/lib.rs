@@ -6,6 +6,7 @@
 //! harness can prove it finds what it claims to find. Clients speak [`protocol`], one protocol for
 //! all three, through [`client::Client`].
 
+pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod node;

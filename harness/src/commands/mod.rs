@@ -1,6 +1,6 @@
 //! One module per subcommand.
 
-mod check;
+pub mod check;
 mod check_output;
 mod convert;
 mod history_file;
@@ -12,5 +12,6 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Check(args) => check::run(args),
         Command::Convert(args) => convert::run(args),
+        Command::Node { .. } => unreachable!("nodes are run by crate::main"),
     }
 }

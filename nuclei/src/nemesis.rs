@@ -1,0 +1,1 @@
+//! Fault schedules (being written).
