@@ -1,1 +1,0 @@
-//! Fault schedules (being written).
