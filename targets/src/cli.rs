@@ -1,7 +1,7 @@
 //! The node command line, shared by the `fissure-node` binary and `fissure node` (so one
 //! `fissure` binary can run a whole local cluster, and `cargo run -p harness` needs nothing else).
 
-use crate::{quorum, raft, twopc};
+use crate::{echo, quorum, raft, twopc};
 use clap::Parser;
 use std::process::ExitCode;
 
@@ -18,6 +18,8 @@ pub enum NodeCli {
     Quorum(quorum::Args),
     /// Two-phase commit over bank accounts (transfer, read-all).
     Twopc(twopc::Args),
+    /// One in-memory node answering get, put and cas at once: the harness's own baseline.
+    Echo(echo::Args),
 }
 
 /// Runs one node to completion (SIGTERM or a fatal error) on its own runtime. Logging must be
@@ -39,6 +41,7 @@ pub fn run(cli: NodeCli) -> ExitCode {
             NodeCli::RaftKv(args) => raft::run(args).await,
             NodeCli::Quorum(args) => quorum::run(args).await,
             NodeCli::Twopc(args) => twopc::run(args).await,
+            NodeCli::Echo(args) => echo::run(args).await,
         }
     });
     match result {

@@ -11,6 +11,8 @@
 //! ← {"id":2,"status":"fail","error":"compare failed: value is \"x\""}
 //! → {"id":3,"op":"get","key":"k"}
 //! ← {"id":3,"status":"unknown","error":"no leader within 2s"}
+//! → {"id":4,"op":"status"}
+//! ← {"id":4,"status":"ok","value":{"id":"n2","role":"follower","leader":"n1","term":3}}
 //! ```
 //!
 //! Status is exactly one of: `ok` (it happened; `value` holds the result), `fail` (it certainly did
@@ -54,6 +56,9 @@ pub enum Op {
     },
     /// A consistent snapshot of every account's balance (twopc).
     ReadAll,
+    /// The answering node's own view of its role ([`NodeStatus`]), answered at once and locally
+    /// (never forwarded, never logged), so a controller can find the primaries.
+    Status,
 }
 
 impl Op {
@@ -65,6 +70,7 @@ impl Op {
             Op::Cas { .. } => "cas",
             Op::Transfer { .. } => "transfer",
             Op::ReadAll => "read-all",
+            Op::Status => "status",
         }
     }
 }
@@ -111,6 +117,38 @@ impl Reply {
     }
 }
 
+/// What a node says about itself in answer to [`Op::Status`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// The node's own id.
+    pub id: String,
+    /// raft-kv: `leader`, `follower` or `candidate`; quorum: `replica`; twopc: `coordinator` or
+    /// `participant`.
+    pub role: String,
+    /// The primary this node knows of (itself included): the Raft leader, the 2PC coordinator;
+    /// `null` when none is known or the system has none.
+    pub leader: Option<String>,
+    /// The Raft term; `null` for systems without terms.
+    pub term: Option<u64>,
+}
+
+impl NodeStatus {
+    /// The `ok` answer carrying this status.
+    pub fn reply(&self) -> Reply {
+        Reply::ok(serde_json::to_value(self).expect("a status serializes"))
+    }
+
+    /// Reads a status out of an `ok` answer's value.
+    pub fn from_value(value: &Value) -> Result<NodeStatus, String> {
+        serde_json::from_value(value.clone()).map_err(|e| format!("not a node status: {e}"))
+    }
+
+    /// True for the node(s) that lead: a Raft leader, a 2PC coordinator.
+    pub fn is_primary(&self) -> bool {
+        matches!(self.role.as_str(), "leader" | "coordinator")
+    }
+}
+
 /// Balances by account, as a read-all returns them.
 pub type Balances = BTreeMap<String, i64>;
 
@@ -145,5 +183,51 @@ mod tests {
         assert_eq!(line, r#"{"id":3,"status":"unknown","error":"timeout"}"#);
         let req: Request = serde_json::from_str(r#"{"id":9,"op":"read-all"}"#).unwrap();
         assert_eq!(req.op, Op::ReadAll);
+    }
+
+    #[test]
+    fn status_wire_format() {
+        let req: Request = serde_json::from_str(r#"{"id":1,"op":"status"}"#).unwrap();
+        assert_eq!(req.op, Op::Status);
+        assert_eq!(req.op.name(), "status");
+        assert_eq!(
+            serde_json::to_string(&req).unwrap(),
+            r#"{"id":1,"op":"status"}"#
+        );
+        let status = NodeStatus {
+            id: "n2".into(),
+            role: "follower".into(),
+            leader: Some("n1".into()),
+            term: Some(3),
+        };
+        let line = serde_json::to_string(&Response {
+            id: 1,
+            reply: status.reply(),
+        })
+        .unwrap();
+        // Key order inside `value` is serde_json's (sorted); compare as JSON.
+        assert_eq!(
+            serde_json::from_str::<Value>(&line).unwrap(),
+            json!({"id":1,"status":"ok",
+                   "value":{"id":"n2","role":"follower","leader":"n1","term":3}})
+        );
+        let back: Response = serde_json::from_str(&line).unwrap();
+        let Reply::Ok { value } = back.reply else {
+            panic!("not ok: {line}");
+        };
+        assert_eq!(NodeStatus::from_value(&value).unwrap(), status);
+        assert!(!status.is_primary());
+        // Systems without a leader or terms send explicit nulls.
+        let replica = NodeStatus {
+            id: "n1".into(),
+            role: "replica".into(),
+            leader: None,
+            term: None,
+        };
+        assert_eq!(
+            serde_json::to_value(&replica).unwrap(),
+            json!({"id":"n1","role":"replica","leader":null,"term":null})
+        );
+        assert!(NodeStatus::from_value(&json!({"role": "leader"})).is_err());
     }
 }

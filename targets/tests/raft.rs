@@ -10,7 +10,7 @@ mod support;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use support::cluster::Cluster;
-use targets::protocol::{Op, Reply};
+use targets::protocol::{NodeStatus, Op, Reply};
 
 const LIMIT: Duration = Duration::from_secs(15);
 
@@ -194,6 +194,52 @@ async fn writes_survive_a_leader_kill_and_restart() {
         );
     }
     ok_via(&cluster, &rest, put("after", json!(true))).await;
+}
+
+/// Every node's answer to `status` (panics on anything but a well-formed ok).
+async fn statuses(cluster: &Cluster) -> Vec<NodeStatus> {
+    let mut all = Vec::new();
+    for i in 0..cluster.nodes.len() {
+        match cluster.call(i, Op::Status).await {
+            Reply::Ok { value } => all.push(NodeStatus::from_value(&value).unwrap()),
+            other => panic!("status of n{}: {other:?}\n{}", i + 1, logs(cluster)),
+        }
+    }
+    all
+}
+
+#[tokio::test]
+async fn status_names_one_leader_that_the_followers_know() {
+    let cluster = start(3, None).await;
+    ok_via(&cluster, &[0, 1, 2], put("k", json!(1))).await;
+    let started = Instant::now();
+    loop {
+        let all = statuses(&cluster).await;
+        for (i, status) in all.iter().enumerate() {
+            assert_eq!(status.id, cluster.nodes[i].id);
+            assert!(
+                ["leader", "follower", "candidate"].contains(&status.role.as_str()),
+                "{status:?}"
+            );
+        }
+        let leaders: Vec<&NodeStatus> = all.iter().filter(|s| s.role == "leader").collect();
+        if let [leader] = leaders[..] {
+            let agreed = all
+                .iter()
+                .all(|s| s.leader.as_deref() == Some(leader.id.as_str()) && s.term == leader.term);
+            if agreed {
+                assert!(leader.is_primary());
+                assert_eq!(all.iter().filter(|s| s.is_primary()).count(), 1);
+                return;
+            }
+        }
+        assert!(
+            started.elapsed() < LIMIT,
+            "no single agreed leader: {all:?}\n{}",
+            logs(&cluster)
+        );
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
 }
 
 #[tokio::test]

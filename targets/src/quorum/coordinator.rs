@@ -11,7 +11,7 @@ use super::version::{self, Entry, Version};
 use super::{Bug, Config};
 use crate::clock;
 use crate::node::Service;
-use crate::protocol::{Op, Reply};
+use crate::protocol::{NodeStatus, Op, Reply};
 use crate::rpc::{Peer, RpcError};
 use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -347,6 +347,13 @@ impl Service for Coordinator {
         match op {
             Op::Get { key } => self.get(key).await,
             Op::Put { key, value } => self.put(key, value).await,
+            Op::Status => NodeStatus {
+                id: self.id.clone(),
+                role: "replica".into(),
+                leader: None,
+                term: None,
+            }
+            .reply(),
             Op::Cas { .. } => Reply::fail(
                 "quorum replication cannot compare-and-set atomically: without consensus two \
                  coordinators can both see the expected value and both write (use raft-kv for cas)",

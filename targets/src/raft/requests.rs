@@ -3,7 +3,7 @@
 use super::actor::{PendingRead, Raft, Role};
 use super::types::{Command, Entry, Outcome};
 use super::Bug;
-use crate::protocol::{Op, Reply};
+use crate::protocol::{NodeStatus, Op, Reply};
 use tokio::sync::oneshot;
 
 impl Raft {
@@ -12,6 +12,10 @@ impl Raft {
             Op::Get { key } => return self.on_get(key, reply),
             Op::Put { key, value } => Command::Put { key, value },
             Op::Cas { key, from, to } => Command::Cas { key, from, to },
+            Op::Status => {
+                let _ = reply.send(Outcome::Done(self.status().reply()));
+                return;
+            }
             other => {
                 let error = format!("raft-kv does not serve {}", other.name());
                 let _ = reply.send(Outcome::Done(Reply::fail(error)));
@@ -29,6 +33,21 @@ impl Raft {
         });
         self.unsynced += 1;
         self.writes.insert(index, (self.term, reply));
+    }
+
+    /// This node's own view, answered at once (never through the log).
+    fn status(&self) -> NodeStatus {
+        let role = match self.role {
+            Role::Leader => "leader",
+            Role::Follower => "follower",
+            Role::Candidate => "candidate",
+        };
+        NodeStatus {
+            id: self.cfg.id.clone(),
+            role: role.into(),
+            leader: self.leader_id.clone(),
+            term: Some(self.term),
+        }
     }
 
     fn not_leader(&self) -> Outcome {

@@ -47,7 +47,7 @@ impl KvService {
     /// Serves `op` by `deadline`. A `forwarded` operation is never forwarded again: if this node
     /// is not the leader, the answer is `None` (nothing done).
     pub async fn serve(&self, op: Op, deadline: Instant, forwarded: bool) -> Option<Reply> {
-        let is_read = matches!(op, Op::Get { .. });
+        let is_read = matches!(op, Op::Get { .. } | Op::Status);
         let lost = |why: String| {
             if is_read {
                 Reply::fail(format!("{why} (a get has no effect)"))

@@ -21,7 +21,7 @@ mod directory;
 mod snapshot;
 
 use crate::node::Service;
-use crate::protocol::{Op, Reply};
+use crate::protocol::{NodeStatus, Op, Reply};
 use crate::rpc::Peer;
 use crate::storage::{load_json, save_json};
 use crate::twopc::messages::{Answer, CoordinatorRecord, Effect, Msg, Status, TxnId, Vote};
@@ -306,6 +306,13 @@ impl Service for Arc<Coordinator> {
         match op {
             Op::Transfer { from, to, amount } => self.transfer(from, to, amount).await,
             Op::ReadAll => self.read_all().await,
+            Op::Status => NodeStatus {
+                id: self.id.clone(),
+                role: "coordinator".into(),
+                leader: Some(self.id.clone()),
+                term: None,
+            }
+            .reply(),
             other => Reply::fail(format!(
                 "twopc serves transfer and read-all, not {}",
                 other.name()

@@ -2,7 +2,7 @@
 
 use super::Participant;
 use crate::node::Service;
-use crate::protocol::{Op, Reply};
+use crate::protocol::{NodeStatus, Op, Reply};
 use crate::rpc::RpcError;
 use crate::twopc::messages::{Answer, Msg};
 use std::time::Duration;
@@ -12,6 +12,16 @@ use std::time::Duration;
 /// read (which changes nothing).
 impl Service for Participant {
     async fn handle(&self, op: Op) -> Reply {
+        if op == Op::Status {
+            // Answered locally: a controller asks every node, the coordinator need not be up.
+            return NodeStatus {
+                id: self.id.clone(),
+                role: "participant".into(),
+                leader: Some(self.coordinator.id.clone()),
+                term: None,
+            }
+            .reply();
+        }
         if !matches!(op, Op::Transfer { .. } | Op::ReadAll) {
             return Reply::fail(format!(
                 "twopc serves transfer and read-all, not {}",
