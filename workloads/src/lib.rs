@@ -1,13 +1,19 @@
-//! Workloads for `fissure run` (DESIGN.md §2): what clients do, as pure generators.
+//! Workloads for `fissure run` (DESIGN.md §2): what clients do, as pure generators, and the
+//! clients that run it against a target.
 //!
 //! - [`generator`]: the [`Generator`](generator::Generator) trait, composable combinators
 //!   (mix, limit, time limit, stagger/rate/delay, phases, per-key independent, each process
 //!   once) and [`generator::sim`], a simulated driver with a fake clock.
-//! - [`register`] and [`set`]: the operation sources of the `register` and `set` workloads.
+//! - [`register`], [`bank`] and [`set`]: the operation sources of the three workloads.
+//! - [`workload`]: each workload as the runner drives it (main phase, final reads, checkers)
+//!   and per target: which targets can run it and the [`client::Client`] that maps its
+//!   operations onto the target's protocol.
 //!
-//! Clients (running an [`OpTemplate`](generator::OpTemplate) against a target) and the driver
-//! loop over real time belong to the runner and are not here yet.
+//! The driver loop over real time belongs to the runner (crate `harness`).
 
+pub mod bank;
+pub mod client;
 pub mod generator;
 pub mod register;
 pub mod set;
+pub mod workload;

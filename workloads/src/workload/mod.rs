@@ -1,0 +1,476 @@
+//! Workload definitions: for each workload, the operations clients run, the final reads after
+//! heal, which checkers judge the history, and the client that maps its operations onto a
+//! target's protocol (`targets::protocol`).
+//!
+//! History shapes (the checkers rely on them):
+//! - **register**: `read` (value `null`, output the value read, `null` if missing), `write v`,
+//!   `cas [from, to]`, each on an integer `key` from [`independent`](crate::generator::independent).
+//!   Key N is the target key `rN`.
+//! - **bank**: `transfer {"from":"a1","to":"a2","amount":5}` and `read` (output every balance,
+//!   `{"a0":10,...}`).
+//! - **set**: `add n` (unique increasing integers) and `read` (output the elements, an array).
+//!
+//! What a target can run depends on its operations: cas needs consensus, so quorum runs the
+//! register workload without cas (checked with the `register` model) and cannot run bank or set,
+//! which need an atomic read-modify-write. twopc serves only transfers and reads.
+
+#[cfg(test)]
+mod client_tests;
+mod clients;
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::bank::{bank_ops, bank_read, initial_balances};
+use crate::client::Client;
+use crate::generator::{each_process_once, from_fn, Generator};
+use crate::register::{register_independent, RegisterMix};
+use crate::set::{set_adds, set_read};
+
+/// Which workload a test runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkloadKind {
+    Register,
+    Bank,
+    Set,
+}
+
+impl WorkloadKind {
+    pub const ALL: [WorkloadKind; 3] = [
+        WorkloadKind::Register,
+        WorkloadKind::Bank,
+        WorkloadKind::Set,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkloadKind::Register => "register",
+            WorkloadKind::Bank => "bank",
+            WorkloadKind::Set => "set",
+        }
+    }
+}
+
+impl fmt::Display for WorkloadKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for WorkloadKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        WorkloadKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| format!("no workload {s:?}; there are register, bank and set"))
+    }
+}
+
+/// A checker to run on the history, with what it needs to know about the workload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "checker", rename_all = "kebab-case")]
+pub enum CheckerSpec {
+    /// Linearizability per key with `model` (`register`, `cas-register`) from `init`.
+    Linearizable { model: String, init: Value },
+    /// The bank invariants over `accounts`, each starting at `initial_balance`.
+    Bank {
+        accounts: Vec<String>,
+        initial_balance: i64,
+    },
+    /// Lost, unexpected and duplicated elements of the set.
+    Set,
+}
+
+/// Knobs of the workloads; each workload reads only its own. Missing fields take the defaults,
+/// unknown ones are refused (a typo in a campaign file should not pass silently).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkloadOptions {
+    /// register: keys in use at once.
+    pub keys_per_window: usize,
+    /// register: operations per key (short per-key histories keep checking cheap).
+    pub ops_per_key: u64,
+    /// register: values are drawn from `0..register_values` (few, so cas sometimes succeeds).
+    pub register_values: u64,
+    /// bank: the account names (twopc's participants must hold exactly these).
+    pub accounts: Vec<String>,
+    /// bank: every account's balance before the test.
+    pub initial_balance: i64,
+    /// bank: transfers move `1..=max_transfer`.
+    pub max_transfer: i64,
+}
+
+impl Default for WorkloadOptions {
+    fn default() -> Self {
+        Self {
+            keys_per_window: 5,
+            ops_per_key: 200,
+            register_values: 5,
+            accounts: (0..5).map(|i| format!("a{i}")).collect(),
+            // twopc's own default, so its participants need no --initial-balance.
+            initial_balance: 100,
+            max_transfer: 5,
+        }
+    }
+}
+
+impl WorkloadOptions {
+    /// Checks the options `kind` reads.
+    pub fn validate(&self, kind: WorkloadKind) -> Result<(), String> {
+        let problem = match kind {
+            WorkloadKind::Register if self.keys_per_window == 0 => "keys_per_window is 0",
+            WorkloadKind::Register if self.ops_per_key == 0 => "ops_per_key is 0",
+            WorkloadKind::Register if self.register_values == 0 => "register_values is 0",
+            WorkloadKind::Bank if self.accounts.len() < 2 => "a bank needs two accounts or more",
+            WorkloadKind::Bank if has_duplicates(&self.accounts) => "accounts repeat a name",
+            WorkloadKind::Bank if self.initial_balance < 0 => "initial_balance is negative",
+            WorkloadKind::Bank if self.max_transfer < 1 => "max_transfer is below 1",
+            _ => return Ok(()),
+        };
+        Err(format!("{kind} workload: {problem}"))
+    }
+}
+
+fn has_duplicates(names: &[String]) -> bool {
+    let mut sorted: Vec<&String> = names.iter().collect();
+    sorted.sort();
+    sorted.windows(2).any(|w| w[0] == w[1])
+}
+
+/// A workload ready to drive.
+pub struct Workload {
+    pub kind: WorkloadKind,
+    /// Infinite: the runner adds the rate and the time limit.
+    pub main: Box<dyn Generator>,
+    /// Run after heal, once the main phase's operations have completed.
+    pub final_reads: Option<Box<dyn Generator>>,
+    pub checkers: Vec<CheckerSpec>,
+}
+
+/// The bundled targets, by what their clients can ask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    RaftKv,
+    Quorum,
+    Twopc,
+    Echo,
+}
+
+impl Target {
+    fn parse(name: &str) -> Result<Target, String> {
+        match name {
+            "raft-kv" => Ok(Target::RaftKv),
+            "quorum" => Ok(Target::Quorum),
+            "twopc" => Ok(Target::Twopc),
+            "echo" => Ok(Target::Echo),
+            _ => Err(format!(
+                "no target {name:?}; fissure-node has raft-kv, quorum, twopc and echo"
+            )),
+        }
+    }
+
+    /// Serves get, put and a linearizable cas.
+    fn has_cas(self) -> bool {
+        matches!(self, Target::RaftKv | Target::Echo)
+    }
+}
+
+/// Whether `target` can run `kind`; the error says why not and names a target that can.
+pub fn supports(kind: WorkloadKind, target: &str) -> Result<(), String> {
+    let parsed = Target::parse(target)?;
+    let why = match (kind, parsed) {
+        (WorkloadKind::Register, Target::Twopc) | (WorkloadKind::Set, Target::Twopc) => {
+            "twopc serves only transfer and read-all"
+        }
+        (WorkloadKind::Bank, Target::Quorum) | (WorkloadKind::Set, Target::Quorum) => {
+            "it needs an atomic read-modify-write and quorum has no cas"
+        }
+        _ => return Ok(()),
+    };
+    let alternative = match kind {
+        WorkloadKind::Bank => "twopc or raft-kv",
+        WorkloadKind::Register | WorkloadKind::Set => "raft-kv",
+    };
+    Err(format!(
+        "the {kind} workload cannot run on {target}: {why}; use {alternative}"
+    ))
+}
+
+/// The workload `kind` as `target` can run it (on quorum, the register workload has no cas and
+/// is checked with the `register` model). Errors: an unsupported pair (see [`supports`]) or
+/// options `kind` cannot use.
+pub fn build(
+    kind: WorkloadKind,
+    target: &str,
+    options: &WorkloadOptions,
+) -> Result<Workload, String> {
+    supports(kind, target)?;
+    options.validate(kind)?;
+    let target = Target::parse(target)?;
+    let o = options;
+    Ok(match kind {
+        WorkloadKind::Register => {
+            let cas = target.has_cas();
+            let weights = RegisterMix {
+                read: 1,
+                write: 1,
+                cas: u32::from(cas),
+                values: o.register_values,
+            };
+            let model = if cas { "cas-register" } else { "register" };
+            Workload {
+                kind,
+                main: register_independent(o.keys_per_window, o.ops_per_key, weights).boxed(),
+                final_reads: None,
+                checkers: vec![CheckerSpec::Linearizable {
+                    model: model.into(),
+                    init: Value::Null,
+                }],
+            }
+        }
+        WorkloadKind::Bank => Workload {
+            kind,
+            main: bank_ops(o.accounts.clone(), o.max_transfer).boxed(),
+            final_reads: Some(each_process_once(from_fn(|_, _| bank_read())).boxed()),
+            checkers: vec![CheckerSpec::Bank {
+                accounts: o.accounts.clone(),
+                initial_balance: o.initial_balance,
+            }],
+        },
+        WorkloadKind::Set => Workload {
+            kind,
+            main: set_adds().boxed(),
+            final_reads: Some(each_process_once(from_fn(|_, _| set_read())).boxed()),
+            checkers: vec![CheckerSpec::Set],
+        },
+    })
+}
+
+/// A client of one process running `kind` against the `target` node at `addr`. Call
+/// [`supports`] (or [`build`]) first: for a pair it refuses, every operation fails with that
+/// message, without contacting the node.
+pub fn target_client(
+    kind: WorkloadKind,
+    target: &str,
+    addr: String,
+    options: &WorkloadOptions,
+) -> Box<dyn Client> {
+    let parsed = match supports(kind, target).and_then(|()| Target::parse(target)) {
+        Ok(parsed) => parsed,
+        Err(why) => return Box::new(clients::Refuse { why }),
+    };
+    match (kind, parsed) {
+        (WorkloadKind::Register, t) => Box::new(clients::RegisterClient::new(addr, t.has_cas())),
+        (WorkloadKind::Bank, Target::Twopc) => Box::new(clients::TwopcBankClient::new(addr)),
+        (WorkloadKind::Bank, _) => Box::new(clients::KvBankClient::new(
+            addr,
+            initial_balances(&options.accounts, options.initial_balance),
+        )),
+        (WorkloadKind::Set, _) => Box::new(clients::KvSetClient::new(addr)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::generator::sim::{invocations, simulate, SimConfig};
+    use crate::generator::{phases, time_limit, Outcome};
+    use std::collections::BTreeSet;
+    use std::time::Duration;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    /// `main` for a simulated second, then the final reads; the invocations as (process, op).
+    fn run(w: Workload, concurrency: usize) -> Vec<(u64, crate::generator::OpTemplate)> {
+        let mut plan = vec![time_limit(Duration::from_secs(1), w.main).boxed()];
+        plan.extend(w.final_reads);
+        let mut g = phases(plan);
+        let cfg = SimConfig {
+            concurrency,
+            seed: 3,
+            max_steps: 1_000_000,
+        };
+        let events = simulate(&mut g, &cfg, |_, _| (2 * MS, Outcome::Ok)).unwrap();
+        invocations(&events)
+            .map(|e| (e.process, e.op.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn register_ops_are_keyed_and_cas_only_where_the_target_has_it() {
+        for (target, has_cas) in [("raft-kv", true), ("echo", true), ("quorum", false)] {
+            let w = build(WorkloadKind::Register, target, &WorkloadOptions::default()).unwrap();
+            let model = if has_cas { "cas-register" } else { "register" };
+            assert_eq!(
+                w.checkers,
+                vec![CheckerSpec::Linearizable {
+                    model: model.into(),
+                    init: Value::Null
+                }]
+            );
+            assert!(w.final_reads.is_none());
+            let ops = run(w, 4);
+            let mut fs = BTreeSet::new();
+            let mut per_key = std::collections::BTreeMap::<u64, u64>::new();
+            for (_, op) in &ops {
+                let key = op
+                    .key
+                    .as_ref()
+                    .and_then(Value::as_u64)
+                    .expect("integer key");
+                *per_key.entry(key).or_default() += 1;
+                match op.f.as_str() {
+                    "read" => assert!(op.value.is_null()),
+                    "write" => assert!(op.value.as_u64().unwrap() < 5),
+                    "cas" => assert_eq!(op.value.as_array().unwrap().len(), 2),
+                    other => panic!("unexpected f {other}"),
+                }
+                fs.insert(op.f.clone());
+            }
+            assert_eq!(fs.contains("cas"), has_cas, "{target}: {fs:?}");
+            assert!(fs.contains("read") && fs.contains("write"));
+            assert!(per_key.values().all(|&n| n <= 200));
+            assert!(per_key.len() > 5, "keys rotate: {per_key:?}");
+        }
+    }
+
+    #[test]
+    fn bank_transfers_between_distinct_accounts_then_reads_once_per_process() {
+        let options = WorkloadOptions {
+            max_transfer: 3,
+            ..WorkloadOptions::default()
+        };
+        let w = build(WorkloadKind::Bank, "twopc", &options).unwrap();
+        assert_eq!(
+            w.checkers,
+            vec![CheckerSpec::Bank {
+                accounts: options.accounts.clone(),
+                initial_balance: 100
+            }]
+        );
+        let ops = run(w, 3);
+        let (main, last) = ops.split_at(ops.len() - 3);
+        let mut amounts = BTreeSet::new();
+        let mut reads = 0;
+        for (_, op) in main {
+            assert!(op.key.is_none());
+            match op.f.as_str() {
+                "transfer" => {
+                    let t = crate::bank::Transfer::parse(&op.value).unwrap();
+                    assert_ne!(t.from, t.to);
+                    assert!(options.accounts.contains(&t.from));
+                    assert!(options.accounts.contains(&t.to));
+                    amounts.insert(t.amount);
+                }
+                "read" => reads += 1,
+                other => panic!("unexpected f {other}"),
+            }
+        }
+        assert_eq!(amounts, BTreeSet::from([1, 2, 3]));
+        assert!(
+            reads > 0 && reads * 2 < main.len(),
+            "{reads} of {}",
+            main.len()
+        );
+        let procs: BTreeSet<u64> = last.iter().map(|(p, _)| *p).collect();
+        assert_eq!(procs, BTreeSet::from([0, 1, 2]));
+        assert!(last.iter().all(|(_, op)| *op == bank_read()));
+    }
+
+    #[test]
+    fn set_adds_unique_integers_then_reads_once_per_process() {
+        let w = build(WorkloadKind::Set, "raft-kv", &WorkloadOptions::default()).unwrap();
+        assert_eq!(w.checkers, vec![CheckerSpec::Set]);
+        let ops = run(w, 2);
+        let (main, last) = ops.split_at(ops.len() - 2);
+        let adds: Vec<u64> = main
+            .iter()
+            .map(|(_, op)| {
+                assert_eq!(op.f, "add");
+                op.value.as_u64().unwrap()
+            })
+            .collect();
+        assert_eq!(adds, (0..adds.len() as u64).collect::<Vec<_>>());
+        assert!(adds.len() > 100);
+        assert!(last.iter().all(|(_, op)| *op == set_read()));
+        assert_ne!(last[0].0, last[1].0);
+    }
+
+    #[test]
+    fn unsupported_pairs_say_why_and_name_a_target_that_can() {
+        for (kind, target, alternative) in [
+            (WorkloadKind::Bank, "quorum", "twopc"),
+            (WorkloadKind::Set, "quorum", "raft-kv"),
+            (WorkloadKind::Set, "twopc", "raft-kv"),
+            (WorkloadKind::Register, "twopc", "raft-kv"),
+        ] {
+            let err = supports(kind, target).unwrap_err();
+            assert!(err.contains(target) && err.contains(alternative), "{err}");
+            assert_eq!(
+                build(kind, target, &WorkloadOptions::default()).err(),
+                Some(err)
+            );
+        }
+        for kind in WorkloadKind::ALL {
+            assert!(supports(kind, "raft-kv").is_ok() && supports(kind, "echo").is_ok());
+            assert!(supports(kind, "etcd").unwrap_err().contains("raft-kv"));
+        }
+        assert!(supports(WorkloadKind::Bank, "twopc").is_ok());
+        assert!(supports(WorkloadKind::Register, "quorum").is_ok());
+    }
+
+    #[test]
+    fn bad_options_are_refused_for_the_workload_that_reads_them() {
+        let one_account = WorkloadOptions {
+            accounts: vec!["a".into()],
+            ..WorkloadOptions::default()
+        };
+        assert!(build(WorkloadKind::Bank, "twopc", &one_account).is_err());
+        assert!(build(WorkloadKind::Register, "raft-kv", &one_account).is_ok());
+        let twins = WorkloadOptions {
+            accounts: vec!["a".into(), "b".into(), "a".into()],
+            ..WorkloadOptions::default()
+        };
+        assert!(twins
+            .validate(WorkloadKind::Bank)
+            .unwrap_err()
+            .contains("repeat"));
+        let no_keys = WorkloadOptions {
+            keys_per_window: 0,
+            ..WorkloadOptions::default()
+        };
+        assert!(no_keys.validate(WorkloadKind::Register).is_err());
+    }
+
+    #[test]
+    fn names_and_serde_agree() {
+        for kind in WorkloadKind::ALL {
+            assert_eq!(kind.to_string().parse::<WorkloadKind>(), Ok(kind));
+            assert_eq!(
+                serde_json::to_value(kind).unwrap(),
+                Value::from(kind.name())
+            );
+        }
+        assert!("Register".parse::<WorkloadKind>().is_err());
+        let spec = CheckerSpec::Linearizable {
+            model: "cas-register".into(),
+            init: Value::Null,
+        };
+        let json = serde_json::to_value(&spec).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"checker": "linearizable", "model": "cas-register", "init": null})
+        );
+        assert_eq!(serde_json::from_value::<CheckerSpec>(json).unwrap(), spec);
+        let partial: WorkloadOptions = serde_json::from_str(r#"{"max_transfer": 9}"#).unwrap();
+        assert_eq!(partial.max_transfer, 9);
+        assert_eq!(partial.accounts, WorkloadOptions::default().accounts);
+        assert!(serde_json::from_str::<WorkloadOptions>(r#"{"max_transfers": 9}"#).is_err());
+    }
+}
