@@ -21,6 +21,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run a test: bring up a cluster, drive clients and faults, record, heal, check, store.
+    Run(Box<RunArgs>),
     /// Check a recorded history for linearizability.
     Check(CheckArgs),
     /// Rewrite a history in another format: EDN for Knossos or Elle, or Fissure's jsonl.
@@ -32,6 +34,122 @@ pub enum Command {
         #[command(subcommand)]
         node: targets::cli::NodeCli,
     },
+}
+
+/// `fissure run` (DESIGN.md §8). Every setting may also come from `--spec file.toml` (same names,
+/// e.g. `time-limit = "30s"`); flags override the file.
+#[derive(Debug, Args)]
+#[command(after_help = "Exit codes: 0 valid, 1 invalid, 2 unknown, 3 error. \
+Results go to <store>/<name>/<stamp>/ (and <store>/latest).")]
+pub struct RunArgs {
+    /// Read settings from a TOML file, or rerun a stored run (its directory or test.json).
+    #[arg(long)]
+    pub spec: Option<PathBuf>,
+    /// Print the schedule this seed gives (client operations and faults) and exit, without
+    /// starting anything.
+    #[arg(long)]
+    pub plan: bool,
+    /// With --plan: how many client operations to print.
+    #[arg(long, default_value_t = 200, requires = "plan")]
+    pub plan_ops: u64,
+    /// The system under test: raft-kv, quorum, twopc or echo [default: raft-kv].
+    #[arg(long)]
+    pub target: Option<String>,
+    /// register, bank or set [default: register].
+    #[arg(long)]
+    pub workload: Option<String>,
+    /// Faults, comma separated: partition, kill, pause, clock, latency, loss; or none
+    /// [default: partition,kill].
+    #[arg(long, value_delimiter = ',')]
+    pub nemesis: Option<Vec<String>>,
+    /// Where nodes run [default: local].
+    #[arg(long)]
+    pub backend: Option<String>,
+    /// Cluster size [default: 5].
+    #[arg(long)]
+    pub nodes: Option<usize>,
+    /// How long faults and clients run (then heal, recovery, final reads) [default: 30s].
+    #[arg(long, value_parser = crate::spec::parse_duration)]
+    pub time_limit: Option<Duration>,
+    /// Client processes [default: 10].
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// Client operations per second, all processes together [default: 100].
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Seed of every random choice (operations and faults) [default: random, recorded].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// A planted bug to switch on in the target.
+    #[arg(long)]
+    pub bug: Option<String>,
+    /// The test's name in the store [default: <target>-<workload>].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Time between a fault's start and stop, and between faults [default: 5s].
+    #[arg(long, value_parser = crate::spec::parse_duration)]
+    pub nemesis_interval: Option<Duration>,
+    /// Which nodes faults aim at, comma separated: one, minority, majority, all, primaries.
+    #[arg(long, value_delimiter = ',')]
+    pub nemesis_targets: Option<Vec<String>>,
+    /// Partition shapes, comma separated: halves, random-halves, majorities-ring, bridge,
+    /// isolate-one, isolate-primary [default: all].
+    #[arg(long, value_delimiter = ',')]
+    pub partitions: Option<Vec<String>>,
+    /// Added latency of the latency fault.
+    #[arg(long, value_parser = crate::spec::parse_duration)]
+    pub latency: Option<Duration>,
+    /// Jitter of the latency fault (uniform ±).
+    #[arg(long, value_parser = crate::spec::parse_duration)]
+    pub jitter: Option<Duration>,
+    /// Share of packets the loss fault loses (0 to 1).
+    #[arg(long)]
+    pub loss: Option<f64>,
+    /// How long clients go on after everything is healed [default: 3s].
+    #[arg(long, value_parser = crate::spec::parse_duration)]
+    pub recovery: Option<Duration>,
+    /// A client operation with no answer after this long is `info` [default: 3s].
+    #[arg(long, value_parser = crate::spec::parse_duration)]
+    pub op_timeout: Option<Duration>,
+    /// register: keys written at once.
+    #[arg(long)]
+    pub keys_per_window: Option<usize>,
+    /// register: operations per key before a fresh key replaces it.
+    #[arg(long)]
+    pub ops_per_key: Option<u64>,
+    /// Where runs are stored [default: store].
+    #[arg(long)]
+    pub store: Option<PathBuf>,
+}
+
+impl RunArgs {
+    /// The settings these flags give (unset flags stay unset, so a spec file can give them).
+    pub fn to_spec_file(&self) -> crate::spec::SpecFile {
+        crate::spec::SpecFile {
+            name: self.name.clone(),
+            target: self.target.clone(),
+            workload: self.workload.clone(),
+            nemesis: self.nemesis.clone(),
+            backend: self.backend.clone(),
+            nodes: self.nodes,
+            time_limit: self.time_limit,
+            concurrency: self.concurrency,
+            rate: self.rate,
+            seed: self.seed,
+            bug: self.bug.clone(),
+            nemesis_interval: self.nemesis_interval,
+            nemesis_targets: self.nemesis_targets.clone(),
+            partitions: self.partitions.clone(),
+            latency: self.latency,
+            jitter: self.jitter,
+            loss: self.loss,
+            recovery: self.recovery,
+            op_timeout: self.op_timeout,
+            keys_per_window: self.keys_per_window,
+            ops_per_key: self.ops_per_key,
+            store: self.store.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -120,8 +238,5 @@ fn parse_failures(s: &str) -> Result<FailureSemantics, String> {
 }
 
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    if s.trim() == "0" {
-        return Ok(Duration::ZERO);
-    }
-    humantime::parse_duration(s).map_err(|e| format!("{e} (expected e.g. 500ms, 30s, 2m, 1h)"))
+    crate::spec::parse_duration(s)
 }

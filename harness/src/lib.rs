@@ -5,10 +5,16 @@
 //! - [`spec`]: what a test run is (flags or TOML); [`runner`]: clients, nemesis and the history;
 //!   [`backend`]: where the nodes run (local processes so far); [`store`]: where results go.
 
+pub mod analysis;
 pub mod backend;
 pub mod cli;
 pub mod commands;
+pub mod logging;
+pub mod profile;
+pub mod runner;
 pub mod sizes;
+pub mod spec;
+pub mod store;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -38,7 +44,7 @@ pub fn main() -> ExitCode {
         targets::cli::init_logging();
         return targets::cli::run(node);
     }
-    init_tracing();
+    logging::init();
     match commands::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
@@ -46,14 +52,4 @@ pub fn main() -> ExitCode {
             ExitCode::from(EXIT_ERROR)
         }
     }
-}
-
-/// Logs go to stderr, filtered by `RUST_LOG` (default: warnings only).
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
 }

@@ -21,6 +21,11 @@ pub struct Setup {
 }
 
 pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
+    // A run `fissure run` stored knows its own checkers, unless told otherwise.
+    if super::recheck::is_stored_run(&args.history) && args.model.is_none() && args.format.is_none()
+    {
+        return super::recheck::run(&args);
+    }
     let loaded = history_file::load(&args.history, args.format)?;
     let path = loaded.path.display().to_string();
     let ops = loaded

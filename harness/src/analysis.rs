@@ -1,0 +1,208 @@
+//! The check stage (DESIGN.md §1): reads a stored history and runs every checker its workload
+//! names, producing `results.json`. It needs only the stored files, so `fissure check <run-dir>`
+//! re-runs it without a cluster.
+
+use anyhow::{anyhow, Context};
+use checkers::{check_model, CheckOptions, History, ModelKind, Operation, Verdict};
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+use workloads::workload::CheckerSpec;
+
+/// Everything `results.json` holds about the history.
+#[derive(Debug, Serialize)]
+pub struct Results {
+    /// `true`, `false` or `"unknown"`: every checker valid, any invalid, else unknown.
+    pub valid: Verdict,
+    /// Why, in one sentence.
+    pub reason: String,
+    /// Each checker's own result, by name (`linearizable`, `bank`, `set`).
+    pub checkers: BTreeMap<String, Value>,
+    pub stats: HistoryStats,
+}
+
+/// Counts of what the history holds.
+#[derive(Debug, Default, Serialize)]
+pub struct HistoryStats {
+    pub events: usize,
+    pub ops: usize,
+    pub ok: usize,
+    pub fail: usize,
+    pub info: usize,
+    /// Invoked and never completed (the controller stopped first).
+    pub open: usize,
+    pub nemesis_events: usize,
+    /// Per function: ok / fail / info counts.
+    pub by_f: BTreeMap<String, [usize; 3]>,
+}
+
+/// Reads `history` (a `history.jsonl`) and runs `specs` on it.
+pub fn check_history(
+    history: &Path,
+    specs: &[CheckerSpec],
+    time_limit: Duration,
+) -> anyhow::Result<Results> {
+    let shown = history.display().to_string();
+    let file =
+        std::fs::File::open(history).with_context(|| format!("cannot read the history {shown}"))?;
+    let history = checkers::history::read_jsonl(std::io::BufReader::new(file))
+        .map_err(|e| anyhow!("{shown}: {e}"))?;
+    let ops = history.operations().map_err(|e| anyhow!("{shown}: {e}"))?;
+    let stats = stats(&history, &ops);
+    let mut results = BTreeMap::new();
+    let mut verdicts = Vec::new();
+    for spec in specs {
+        let (name, verdict, summary, value) = run_checker(spec, &ops, time_limit)?;
+        verdicts.push((name.clone(), verdict, summary));
+        results.insert(name, value);
+    }
+    let (valid, reason) = combine(&verdicts);
+    Ok(Results {
+        valid,
+        reason,
+        checkers: results,
+        stats,
+    })
+}
+
+fn run_checker(
+    spec: &CheckerSpec,
+    ops: &[Operation],
+    time_limit: Duration,
+) -> anyhow::Result<(String, Verdict, String, Value)> {
+    Ok(match spec {
+        CheckerSpec::Linearizable { model, init } => {
+            let kind: ModelKind = model
+                .parse()
+                .map_err(|e: String| anyhow!("checker model {model:?}: {e}"))?;
+            let options = CheckOptions {
+                time_limit: Some(time_limit),
+                memory_limit: Some(crate::sizes::default_memory_limit()),
+                ..CheckOptions::default()
+            };
+            let result = check_model(kind, init, ops, &options)
+                .map_err(|e| anyhow!("the {model} checker cannot read this history: {e}"))?;
+            let summary = match result.valid {
+                Verdict::Valid => format!(
+                    "linearizable ({} operations in {} keys)",
+                    result.ops, result.partitions
+                ),
+                _ => result
+                    .reason
+                    .clone()
+                    .unwrap_or_else(|| "not linearizable".into()),
+            };
+            let verdict = result.valid;
+            (
+                "linearizable".into(),
+                verdict,
+                summary,
+                serde_json::to_value(&result)?,
+            )
+        }
+        CheckerSpec::Bank {
+            accounts,
+            initial_balance,
+        } => {
+            let options = checkers::bank::BankOptions {
+                accounts: accounts.clone(),
+                initial_balance: *initial_balance,
+                allow_negative: false,
+            };
+            let value = serde_json::to_value(checkers::bank::check_bank(ops, &options))?;
+            let nothing = value["checked_reads"].as_u64() == Some(0);
+            generic("bank", value, nothing)
+        }
+        CheckerSpec::Set => {
+            let value = serde_json::to_value(checkers::set::check_set(ops))?;
+            let nothing = value["final_read"] == json!(false);
+            generic("set", value, nothing)
+        }
+    })
+}
+
+/// A checker result with `valid` and `summary` fields; `nothing_checked` makes a valid one
+/// unknown (no read completed, so the invariant was never put to the test).
+fn generic(name: &str, value: Value, nothing_checked: bool) -> (String, Verdict, String, Value) {
+    let summary = value["summary"].as_str().unwrap_or_default().to_string();
+    let verdict = match value["valid"].as_bool() {
+        Some(false) => Verdict::Invalid,
+        Some(true) if !nothing_checked => Verdict::Valid,
+        _ => Verdict::Unknown,
+    };
+    (name.to_string(), verdict, summary, value)
+}
+
+fn combine(verdicts: &[(String, Verdict, String)]) -> (Verdict, String) {
+    if verdicts.is_empty() {
+        return (
+            Verdict::Unknown,
+            "no checker applies to this workload".into(),
+        );
+    }
+    for wanted in [Verdict::Invalid, Verdict::Unknown] {
+        let hits: Vec<String> = verdicts
+            .iter()
+            .filter(|(_, v, _)| *v == wanted)
+            .map(|(name, _, summary)| format!("{name}: {summary}"))
+            .collect();
+        if !hits.is_empty() {
+            return (wanted, hits.join("; "));
+        }
+    }
+    let all: Vec<String> = verdicts
+        .iter()
+        .map(|(name, _, summary)| format!("{name}: {summary}"))
+        .collect();
+    (Verdict::Valid, all.join("; "))
+}
+
+fn stats(history: &History, ops: &[Operation]) -> HistoryStats {
+    let mut stats = HistoryStats {
+        events: history.events.len(),
+        ops: ops.len(),
+        nemesis_events: history.nemesis_events().count(),
+        ..Default::default()
+    };
+    for op in ops {
+        let slot = match (op.outcome, op.ret) {
+            (_, None) => {
+                stats.open += 1;
+                2
+            }
+            (checkers::Outcome::Ok, _) => {
+                stats.ok += 1;
+                0
+            }
+            (checkers::Outcome::Fail, _) => {
+                stats.fail += 1;
+                1
+            }
+            (checkers::Outcome::Info, _) => {
+                stats.info += 1;
+                2
+            }
+        };
+        stats.by_f.entry(op.f.clone()).or_default()[slot] += 1;
+    }
+    stats
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts_combine_worst_first() {
+        let v = |name: &str, verdict| (name.to_string(), verdict, format!("{name} says"));
+        let (valid, reason) = combine(&[v("a", Verdict::Valid), v("b", Verdict::Unknown)]);
+        assert_eq!(valid, Verdict::Unknown);
+        assert_eq!(reason, "b: b says");
+        let (valid, reason) = combine(&[v("a", Verdict::Invalid), v("b", Verdict::Unknown)]);
+        assert_eq!((valid, reason.as_str()), (Verdict::Invalid, "a: a says"));
+        assert_eq!(combine(&[]).0, Verdict::Unknown);
+        assert_eq!(combine(&[v("a", Verdict::Valid)]).0, Verdict::Valid);
+    }
+}

@@ -1,0 +1,196 @@
+//! `fissure run`: the whole pipeline of one test (DESIGN.md §1): spec → cluster → clients and
+//! nemesis → heal → final reads → teardown → check → store. Whatever happens after the cluster
+//! is up (an error, Ctrl-C), every fault is healed, every node stopped, and the history that was
+//! recorded is kept and checked.
+
+use super::run_output::{self, Progress};
+use crate::analysis;
+use crate::backend::local::{LocalCluster, LocalConfig};
+use crate::cli::RunArgs;
+use crate::runner::{self, recorder, RunInputs};
+use crate::spec::{RunSpec, SpecFile};
+use crate::store::RunDir;
+use crate::{logging, profile, EXIT_ERROR, EXIT_INVALID, EXIT_UNKNOWN, EXIT_VALID};
+use anyhow::Context;
+use checkers::Verdict;
+use nuclei::control::ClusterControl;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// How long the checkers of a run may take before the verdict is `unknown`.
+const CHECK_TIME_LIMIT: Duration = Duration::from_secs(120);
+
+pub fn run(args: RunArgs) -> anyhow::Result<u8> {
+    let launched = Instant::now();
+    let file = match &args.spec {
+        Some(path) => SpecFile::load(path)?,
+        None => SpecFile::default(),
+    };
+    let spec = file.overridden_by(args.to_spec_file()).resolve()?;
+    if args.plan {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        for entry in runner::plan::plan(&spec, args.plan_ops)? {
+            // A closed pipe (`| head`) just ends the listing.
+            if writeln!(out, "{entry}").is_err() {
+                break;
+            }
+        }
+        return Ok(EXIT_VALID);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(execute(spec, launched));
+    logging::close_run_log();
+    // Client tasks still waiting on a partitioned node must not hold the exit up.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result
+}
+
+/// Runs `spec` end to end and returns the exit code.
+pub async fn execute(spec: RunSpec, launched: Instant) -> anyhow::Result<u8> {
+    let run = RunDir::create(&spec.store, &spec.name)?;
+    logging::log_to(&run.log())?;
+    tracing::info!(dir = %run.path.display(), seed = spec.seed, "run starting");
+    let workload =
+        workloads::workload::build(spec.workload, &spec.target, &spec.workload_options())
+            .map_err(anyhow::Error::msg)?;
+    run.write_json(
+        "test.json",
+        &json!({
+            "spec": spec.to_file(),
+            "checkers": workload.checkers,
+            "rerun": spec.rerun_command(&run.path),
+            "command": std::env::args().collect::<Vec<_>>(),
+            "fissure_version": env!("CARGO_PKG_VERSION"),
+            "started": humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+        }),
+    )?;
+    let checker_specs = workload.checkers;
+    drop(workload.main);
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let interrupt = tokio::spawn(watch_ctrl_c(stop_tx));
+    let progress = Progress::start(&spec);
+    progress.set_stage("starting the cluster");
+
+    let cluster = start_cluster(&spec, &run, stop_rx.clone()).await;
+    let cluster = match cluster {
+        Ok(cluster) => Arc::new(cluster),
+        Err(e) => {
+            progress.finish();
+            interrupt.abort();
+            return Err(e.context(format!("run stored in {}", run.path.display())));
+        }
+    };
+    let client_addrs = cluster.client_addrs();
+    let control: Arc<dyn ClusterControl> = cluster.clone();
+
+    let (recorder, writer) = recorder::open(&run.history(), Instant::now())?;
+    let cluster_ready = launched.elapsed();
+    progress.set_stage("running");
+    progress.attach(recorder.started());
+    let report = runner::run_test(RunInputs {
+        spec: spec.clone(),
+        control,
+        client_addrs,
+        recorder: recorder.clone(),
+        stop: stop_rx.clone(),
+        counters: progress.counters(),
+        active_faults: progress.active_faults(),
+    })
+    .await;
+
+    // Teardown, whatever happened: heal, stop the nodes, close the history.
+    progress.set_stage("shutting down");
+    let shutdown = cluster.shutdown().await;
+    let events = writer.finish();
+    interrupt.abort();
+    progress.finish();
+    let report = report?;
+    if let Err(e) = &shutdown {
+        tracing::error!("shutting the cluster down: {e:#}");
+    }
+    let events = events?;
+    tracing::info!(events, "history closed");
+
+    eprintln!("checking {} events...", events);
+    let results = analysis::check_history(&run.history(), &checker_specs, CHECK_TIME_LIMIT)?;
+    let first_op = report.first_op.map(|d| cluster_ready + d);
+    let mut verdict = results.valid;
+    if report.interrupted && verdict == Verdict::Valid {
+        // Nothing wrong was seen, but the test did not finish: that proves nothing.
+        verdict = Verdict::Unknown;
+    }
+    let run_facts = json!({
+        "interrupted": report.interrupted,
+        "faults_applied": report.nemesis.applied,
+        "fault_errors": report.nemesis.errors,
+        "heal_error": report.nemesis.heal_error,
+        "shutdown_error": shutdown.as_ref().err().map(|e| format!("{e:#}")),
+        "clock_mechanism": cluster.clock_mechanism(),
+        "first_op_ms": first_op.map(|d| d.as_secs_f64() * 1e3),
+        "cluster_ready_ms": cluster_ready.as_secs_f64() * 1e3,
+    });
+    let mut stored = serde_json::to_value(&results)?;
+    stored["valid"] = serde_json::to_value(verdict)?;
+    stored["run"] = run_facts;
+    run.write_json("results.json", &stored)?;
+    print!(
+        "{}",
+        run_output::summary(&spec, &run, &results, verdict, &report)
+    );
+    Ok(exit_code(verdict))
+}
+
+async fn start_cluster(
+    spec: &RunSpec,
+    run: &RunDir,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<LocalCluster> {
+    let program =
+        std::env::current_exe().context("cannot find the fissure binary to start nodes with")?;
+    let config = LocalConfig {
+        target: spec.target.clone(),
+        nodes: spec.nodes,
+        node_args: (0..spec.nodes)
+            .map(|i| profile::node_args(&spec.target, spec.nodes, i, spec.bug.as_deref()))
+            .collect(),
+        program,
+        program_args: vec!["node".into()],
+        dir: run.nodes(),
+        start_timeout: Duration::from_secs(20),
+    };
+    tokio::select! {
+        cluster = LocalCluster::start(config) => cluster,
+        _ = stop.changed() => anyhow::bail!("interrupted while the cluster was starting"),
+    }
+}
+
+/// First Ctrl-C: stop the run gracefully (heal, shut down, check what was recorded). A second
+/// one is left to the default handler... which tokio has replaced, so exit at once instead;
+/// the backend's nodes die with us (they are tied to our lifetime).
+async fn watch_ctrl_c(stop: watch::Sender<bool>) {
+    if tokio::signal::ctrl_c().await.is_err() {
+        return;
+    }
+    eprintln!("\ninterrupted: healing faults and stopping the cluster (Ctrl-C again to abort)");
+    tracing::warn!("interrupted by the user");
+    let _ = stop.send(true);
+    if tokio::signal::ctrl_c().await.is_ok() {
+        eprintln!("aborted");
+        std::process::exit(i32::from(EXIT_ERROR));
+    }
+}
+
+pub fn exit_code(verdict: Verdict) -> u8 {
+    match verdict {
+        Verdict::Valid => EXIT_VALID,
+        Verdict::Invalid => EXIT_INVALID,
+        Verdict::Unknown => EXIT_UNKNOWN,
+    }
+}

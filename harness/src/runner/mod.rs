@@ -1,0 +1,141 @@
+//! One test run's middle stages (DESIGN.md §1): clients and nemesis side by side for the main
+//! phase, heal, a recovery phase, final reads. The cluster comes from a backend and the history
+//! goes to a [`recorder::Recorder`]; checking happens afterwards, from the stored history.
+
+pub mod driver;
+pub mod nemesis_task;
+pub mod plan;
+pub mod recorder;
+
+use crate::spec::RunSpec;
+use driver::{ClientFactory, Counters, Driver, PhaseEnd};
+use nemesis_task::{ActiveFaults, NemesisReport};
+use nuclei::control::{ClusterControl, NodeId};
+use nuclei::nemesis::Nemesis;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use recorder::Recorder;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use workloads::generator::{rate, time_limit, Generator};
+
+/// Seeds of a run's independent random streams, all derived from the one `--seed`.
+pub fn client_seed(seed: u64) -> u64 {
+    seed
+}
+pub fn nemesis_seed(seed: u64) -> u64 {
+    seed ^ 0x6e65_6d65_7369_7321 // "nemesis!"
+}
+
+/// What a run needs from its surroundings.
+pub struct RunInputs {
+    pub spec: RunSpec,
+    pub control: Arc<dyn ClusterControl>,
+    /// Where clients connect, per node (in node order).
+    pub client_addrs: Vec<(NodeId, String)>,
+    pub recorder: Recorder,
+    pub stop: watch::Receiver<bool>,
+    /// Shared with the progress bar.
+    pub counters: Arc<Counters>,
+    pub active_faults: ActiveFaults,
+}
+
+/// How the run went (the verdict comes later, from the checkers).
+#[derive(Debug)]
+pub struct RunReport {
+    pub interrupted: bool,
+    pub nemesis: NemesisReport,
+    /// Time from the test's start to the first invocation.
+    pub first_op: Option<Duration>,
+}
+
+/// One client per process, talking to node `process % nodes`.
+pub fn client_factory(spec: &RunSpec, client_addrs: &[(NodeId, String)]) -> ClientFactory {
+    let addrs = client_addrs.to_vec();
+    let kind = spec.workload;
+    let target = spec.target.clone();
+    let options = spec.workload_options();
+    Arc::new(move |process| {
+        let (node, addr) = &addrs[(process as usize) % addrs.len()];
+        let client = workloads::workload::target_client(kind, &target, addr.clone(), &options);
+        (client, node.clone())
+    })
+}
+
+/// Runs the test: main phase with the nemesis, heal, recovery, final reads.
+pub async fn run_test(inputs: RunInputs) -> anyhow::Result<RunReport> {
+    let RunInputs {
+        spec,
+        control,
+        client_addrs,
+        recorder,
+        mut stop,
+        counters,
+        active_faults,
+    } = inputs;
+    let workload =
+        workloads::workload::build(spec.workload, &spec.target, &spec.workload_options())
+            .map_err(anyhow::Error::msg)?;
+    let factory = client_factory(&spec, &client_addrs);
+    let mut driver = Driver::new(
+        spec.concurrency,
+        spec.op_timeout,
+        StdRng::seed_from_u64(client_seed(spec.seed)),
+        factory,
+        recorder.clone(),
+    );
+    driver.counters = counters.clone();
+
+    let nemesis = if spec.nemesis.is_empty() {
+        None
+    } else {
+        let packages = nemesis_task::packages(&spec.nemesis_config(), nemesis_seed(spec.seed))?;
+        let nemesis = Nemesis::new(control.clone(), nemesis_seed(spec.seed));
+        Some(tokio::spawn(nemesis_task::run(
+            nemesis,
+            packages,
+            spec.time_limit,
+            recorder.clone(),
+            active_faults.clone(),
+            stop.clone(),
+        )))
+    };
+
+    // The clients keep going through the heal and a recovery period, so the history shows
+    // whether the system came back.
+    let mut main = time_limit(
+        spec.time_limit + spec.recovery,
+        rate(spec.rate, workload.main),
+    );
+    tracing::info!(
+        target = %spec.target,
+        workload = %spec.workload,
+        "main phase: {:?} with faults, then {:?} healed",
+        spec.time_limit,
+        spec.recovery
+    );
+    let main_end = driver.run_phase(&mut main, &mut stop).await;
+    let nemesis_report = match nemesis {
+        Some(task) => task.await.unwrap_or_else(|e| NemesisReport {
+            heal_error: Some(format!("the nemesis task failed: {e}")),
+            ..Default::default()
+        }),
+        None => NemesisReport::default(),
+    };
+    let mut interrupted = main_end? == PhaseEnd::Stopped;
+    if !interrupted {
+        if let Some(mut reads) = workload.final_reads {
+            tracing::info!("final reads");
+            interrupted = driver
+                .run_phase(&mut reads as &mut dyn Generator, &mut stop)
+                .await?
+                == PhaseEnd::Stopped;
+        }
+    }
+    Ok(RunReport {
+        interrupted,
+        nemesis: nemesis_report,
+        first_op: driver.first_invoke(),
+    })
+}

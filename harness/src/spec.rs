@@ -1,0 +1,398 @@
+//! What one test run is (DESIGN.md §8): the `fissure run` flags, also readable from a TOML file
+//! (`--spec file.toml`, flags override), resolved into a [`RunSpec`] with every default filled in.
+//!
+//! The resolved spec is stored in the run's `test.json` with the same keys as the TOML file, so
+//! `fissure run --spec <run-dir>` reruns a stored test exactly, seed included.
+
+mod text;
+
+pub use text::{format_duration, parse_duration};
+
+use anyhow::{bail, Context};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Every setting of a run, as a TOML spec file or the flags give them; `None` means "not said
+/// here". Keys are the flag names without dashes in front (`time-limit = "30s"`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct SpecFile {
+    pub name: Option<String>,
+    pub target: Option<String>,
+    pub workload: Option<String>,
+    #[serde(default, deserialize_with = "text::list_opt")]
+    pub nemesis: Option<Vec<String>>,
+    pub backend: Option<String>,
+    pub nodes: Option<usize>,
+    #[serde(default, with = "text::duration_opt")]
+    pub time_limit: Option<Duration>,
+    pub concurrency: Option<usize>,
+    pub rate: Option<f64>,
+    pub seed: Option<u64>,
+    pub bug: Option<String>,
+    #[serde(default, with = "text::duration_opt")]
+    pub nemesis_interval: Option<Duration>,
+    #[serde(default, deserialize_with = "text::list_opt")]
+    pub nemesis_targets: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "text::list_opt")]
+    pub partitions: Option<Vec<String>>,
+    #[serde(default, with = "text::duration_opt")]
+    pub latency: Option<Duration>,
+    #[serde(default, with = "text::duration_opt")]
+    pub jitter: Option<Duration>,
+    pub loss: Option<f64>,
+    #[serde(default, with = "text::duration_opt")]
+    pub recovery: Option<Duration>,
+    #[serde(default, with = "text::duration_opt")]
+    pub op_timeout: Option<Duration>,
+    pub keys_per_window: Option<usize>,
+    pub ops_per_key: Option<u64>,
+    pub store: Option<PathBuf>,
+}
+
+impl SpecFile {
+    /// Reads a TOML spec, or a stored run's spec (a run directory or its `test.json`).
+    pub fn load(path: &Path) -> anyhow::Result<SpecFile> {
+        let file = if path.is_dir() {
+            path.join("test.json")
+        } else {
+            path.to_path_buf()
+        };
+        let shown = file.display();
+        let text =
+            std::fs::read_to_string(&file).with_context(|| format!("cannot read spec {shown}"))?;
+        if file.extension().is_some_and(|e| e == "json") {
+            #[derive(Deserialize)]
+            struct Stored {
+                spec: SpecFile,
+            }
+            let stored: Stored = serde_json::from_str(&text)
+                .with_context(|| format!("{shown}: not a stored run's test.json"))?;
+            return Ok(stored.spec);
+        }
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{shown}: {e}"))
+    }
+
+    /// `self` with every setting `over` gives replaced (flags override the file).
+    pub fn overridden_by(self, over: SpecFile) -> SpecFile {
+        macro_rules! pick {
+            ($($field:ident),*) => { SpecFile { $($field: over.$field.or(self.$field)),* } };
+        }
+        pick!(
+            name,
+            target,
+            workload,
+            nemesis,
+            backend,
+            nodes,
+            time_limit,
+            concurrency,
+            rate,
+            seed,
+            bug,
+            nemesis_interval,
+            nemesis_targets,
+            partitions,
+            latency,
+            jitter,
+            loss,
+            recovery,
+            op_timeout,
+            keys_per_window,
+            ops_per_key,
+            store
+        )
+    }
+}
+
+/// Where the nodes run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// `fissure node` processes on loopback, links through Fissure's proxies.
+    Local,
+}
+
+impl FromStr for BackendKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "local" => Ok(BackendKind::Local),
+            "docker" | "ssh" | "vagrant" => Err(format!(
+                "the {s} backend is not built yet; use --backend local"
+            )),
+            other => Err(format!("unknown backend {other:?}; use local")),
+        }
+    }
+}
+
+/// A fully resolved run: every default filled in and every value checked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunSpec {
+    /// The test's name in the store (`store/<name>/<stamp>/`).
+    pub name: String,
+    pub target: String,
+    pub workload: workloads::workload::WorkloadKind,
+    pub nemesis: Vec<nuclei::nemesis::FaultKind>,
+    pub backend: BackendKind,
+    pub nodes: usize,
+    pub time_limit: Duration,
+    pub concurrency: usize,
+    /// Total client operations per second (all processes together).
+    pub rate: f64,
+    pub seed: u64,
+    pub bug: Option<String>,
+    pub nemesis_interval: Duration,
+    pub nemesis_targets: Vec<nuclei::nemesis::Target>,
+    pub partitions: Vec<nuclei::nemesis::PartitionKind>,
+    pub latency: Duration,
+    pub jitter: Duration,
+    pub loss: f64,
+    /// How long clients keep going after everything is healed, before the final reads.
+    pub recovery: Duration,
+    /// A client gives up on an operation after this long (it becomes `info`).
+    pub op_timeout: Duration,
+    pub keys_per_window: usize,
+    pub ops_per_key: u64,
+    pub store: PathBuf,
+}
+
+/// The defaults: a meaningful half-minute test of raft-kv under partitions and crashes.
+pub mod defaults {
+    use std::time::Duration;
+    pub const TARGET: &str = "raft-kv";
+    /// (twopc's is `bank`: it only moves money.)
+    pub const WORKLOAD: &str = "register";
+    pub const NEMESIS: &[&str] = &["partition", "kill"];
+    pub const NODES: usize = 5;
+    pub const TIME_LIMIT: Duration = Duration::from_secs(30);
+    pub const CONCURRENCY: usize = 10;
+    pub const RATE: f64 = 100.0;
+    pub const NEMESIS_INTERVAL: Duration = Duration::from_secs(5);
+    pub const RECOVERY: Duration = Duration::from_secs(3);
+    pub const OP_TIMEOUT: Duration = Duration::from_secs(3);
+    pub const STORE: &str = "store";
+}
+
+impl SpecFile {
+    /// Fills in defaults and checks every value; errors name the setting (`--nodes` /
+    /// `nodes`). A missing seed is drawn at random (and stored, so the run can be repeated).
+    pub fn resolve(&self) -> anyhow::Result<RunSpec> {
+        use nuclei::nemesis::NemesisConfig;
+        let nemesis_defaults = NemesisConfig::default();
+        let target = self.target.clone().unwrap_or(defaults::TARGET.into());
+        if !crate::profile::TARGETS.contains(&target.as_str()) {
+            bail!(
+                "target: unknown target {target:?}; choose one of {}",
+                crate::profile::TARGETS.join(", ")
+            );
+        }
+        let workload: workloads::workload::WorkloadKind = self
+            .workload
+            .as_deref()
+            .unwrap_or(if target == "twopc" {
+                "bank"
+            } else {
+                defaults::WORKLOAD
+            })
+            .parse()
+            .map_err(|e| anyhow::anyhow!("workload: {e}"))?;
+        workloads::workload::supports(workload, &target)
+            .map_err(|e| anyhow::anyhow!("workload: {e}"))?;
+        let nemesis = match &self.nemesis {
+            Some(list) => parse_list(list, "nemesis")?,
+            None => parse_list(defaults::NEMESIS, "nemesis")?,
+        };
+        let backend: BackendKind = self
+            .backend
+            .as_deref()
+            .unwrap_or("local")
+            .parse()
+            .map_err(|e| anyhow::anyhow!("backend: {e}"))?;
+        let nodes = self.nodes.unwrap_or(defaults::NODES);
+        crate::profile::check_nodes(&target, nodes).map_err(|e| anyhow::anyhow!("nodes: {e}"))?;
+        if let Some(bug) = &self.bug {
+            crate::profile::check_bug(&target, bug).map_err(|e| anyhow::anyhow!("bug: {e}"))?;
+        }
+        let time_limit = self.time_limit.unwrap_or(defaults::TIME_LIMIT);
+        if time_limit.is_zero() {
+            bail!("time-limit: must be more than 0 (e.g. 30s)");
+        }
+        let concurrency = self.concurrency.unwrap_or(defaults::CONCURRENCY);
+        if concurrency == 0 {
+            bail!("concurrency: must be at least 1");
+        }
+        let rate = self.rate.unwrap_or(defaults::RATE);
+        if !(rate.is_finite() && rate > 0.0) {
+            bail!("rate: must be a positive number of operations per second, got {rate}");
+        }
+        let nemesis_interval = self.nemesis_interval.unwrap_or(defaults::NEMESIS_INTERVAL);
+        if nemesis_interval.is_zero() {
+            bail!("nemesis-interval: must be more than 0 (e.g. 5s)");
+        }
+        let loss = self.loss.unwrap_or(nemesis_defaults.loss);
+        if !(0.0..=1.0).contains(&loss) {
+            bail!("loss: must be a share between 0 and 1, got {loss}");
+        }
+        let op_timeout = self.op_timeout.unwrap_or(defaults::OP_TIMEOUT);
+        if op_timeout.is_zero() {
+            bail!("op-timeout: must be more than 0 (e.g. 3s)");
+        }
+        let keys_per_window = self.keys_per_window.unwrap_or(4);
+        let ops_per_key = self.ops_per_key.unwrap_or(100);
+        if keys_per_window == 0 || ops_per_key == 0 {
+            bail!("keys-per-window and ops-per-key: must be at least 1");
+        }
+        let workload_name = workload.to_string();
+        let name = match &self.name {
+            Some(name) => check_name(name)?,
+            None => format!("{target}-{workload_name}"),
+        };
+        let spec = RunSpec {
+            name,
+            target,
+            workload,
+            nemesis,
+            backend,
+            nodes,
+            time_limit,
+            concurrency,
+            rate,
+            seed: self.seed.unwrap_or_else(rand::random),
+            bug: self.bug.clone(),
+            nemesis_interval,
+            // Defaults keep what fits the cluster; what the user asks for is checked below.
+            nemesis_targets: match &self.nemesis_targets {
+                Some(list) => parse_list(list, "nemesis-targets")?,
+                None => (nemesis_defaults.targets.iter().copied())
+                    .filter(|t| t.min_nodes() <= nodes)
+                    .collect(),
+            },
+            partitions: match &self.partitions {
+                Some(list) => parse_list(list, "partitions")?,
+                None => (nemesis_defaults.partitions.iter().copied())
+                    .filter(|p| p.min_nodes() <= nodes)
+                    .collect(),
+            },
+            latency: self.latency.unwrap_or(nemesis_defaults.latency),
+            jitter: self.jitter.unwrap_or(nemesis_defaults.jitter),
+            loss,
+            recovery: self.recovery.unwrap_or(defaults::RECOVERY),
+            op_timeout,
+            keys_per_window,
+            ops_per_key,
+            store: self
+                .store
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(defaults::STORE)),
+        };
+        if !spec.nemesis.is_empty() {
+            spec.nemesis_config()
+                .validate_for_cluster(nodes)
+                .map_err(|e| anyhow::anyhow!("nemesis: {e:#}"))?;
+        }
+        Ok(spec)
+    }
+}
+
+impl RunSpec {
+    /// The spec as a [`SpecFile`] with every setting given: what `test.json` stores.
+    pub fn to_file(&self) -> SpecFile {
+        let names = |items: &[String]| Some(items.to_vec());
+        SpecFile {
+            name: Some(self.name.clone()),
+            target: Some(self.target.clone()),
+            workload: Some(self.workload.to_string()),
+            nemesis: names(&strings(&self.nemesis)),
+            backend: Some("local".into()),
+            nodes: Some(self.nodes),
+            time_limit: Some(self.time_limit),
+            concurrency: Some(self.concurrency),
+            rate: Some(self.rate),
+            seed: Some(self.seed),
+            bug: self.bug.clone(),
+            nemesis_interval: Some(self.nemesis_interval),
+            nemesis_targets: names(&strings(&self.nemesis_targets)),
+            partitions: names(&strings(&self.partitions)),
+            latency: Some(self.latency),
+            jitter: Some(self.jitter),
+            loss: Some(self.loss),
+            recovery: Some(self.recovery),
+            op_timeout: Some(self.op_timeout),
+            keys_per_window: Some(self.keys_per_window),
+            ops_per_key: Some(self.ops_per_key),
+            store: Some(self.store.clone()),
+        }
+    }
+
+    /// The nemesis settings for [`nuclei::nemesis`].
+    pub fn nemesis_config(&self) -> nuclei::nemesis::NemesisConfig {
+        nuclei::nemesis::NemesisConfig {
+            faults: self.nemesis.clone(),
+            interval: self.nemesis_interval,
+            targets: self.nemesis_targets.clone(),
+            partitions: self.partitions.clone(),
+            latency: self.latency,
+            jitter: self.jitter,
+            loss: self.loss,
+            ..Default::default()
+        }
+    }
+
+    /// The workload settings for [`workloads::workload`].
+    pub fn workload_options(&self) -> workloads::workload::WorkloadOptions {
+        workloads::workload::WorkloadOptions {
+            keys_per_window: self.keys_per_window,
+            ops_per_key: self.ops_per_key,
+            accounts: crate::profile::accounts(&self.target, self.nodes),
+            ..Default::default()
+        }
+    }
+
+    /// A command line that reruns this test exactly (same seed).
+    pub fn rerun_command(&self, run_dir: &Path) -> String {
+        format!("fissure run --spec {}", run_dir.display())
+    }
+}
+
+fn strings<T: ToString>(items: &[T]) -> Vec<String> {
+    items.iter().map(ToString::to_string).collect()
+}
+
+fn parse_list<T, S>(items: &[S], setting: &str) -> anyhow::Result<Vec<T>>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+    S: AsRef<str>,
+{
+    let mut out = Vec::new();
+    for item in items {
+        let item = item.as_ref().trim();
+        if item.is_empty() || item == "none" {
+            continue;
+        }
+        out.push(
+            item.parse()
+                .map_err(|e| anyhow::anyhow!("{setting}: {item:?}: {e}"))?,
+        );
+    }
+    Ok(out)
+}
+
+/// Test names become directory names: keep them to letters, digits, `-`, `_` and `.`.
+fn check_name(name: &str) -> anyhow::Result<String> {
+    let ok = !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if !ok {
+        bail!("name: {name:?} must be letters, digits, '-', '_' or '.' (it names a directory)");
+    }
+    Ok(name.to_string())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,111 @@
+use super::*;
+
+fn toml(text: &str) -> Result<SpecFile, String> {
+    toml::from_str(text).map_err(|e| e.to_string())
+}
+
+#[test]
+fn defaults_are_a_raft_register_test_under_partitions_and_kills() {
+    let spec = SpecFile::default().resolve().unwrap();
+    assert_eq!(spec.target, "raft-kv");
+    assert_eq!(spec.workload.to_string(), "register");
+    let faults: Vec<String> = spec.nemesis.iter().map(|f| f.to_string()).collect();
+    assert_eq!(faults, ["partition", "kill"]);
+    assert_eq!(spec.time_limit, Duration::from_secs(30));
+    assert_eq!(spec.nodes, 5);
+    assert_eq!(spec.name, "raft-kv-register");
+}
+
+#[test]
+fn toml_is_read_and_flags_override_it() {
+    let file = toml(
+        r#"
+        target = "quorum"
+        nodes = 3
+        time-limit = "2m"
+        nemesis = "partition, pause"
+        nemesis-interval = "500ms"
+        seed = 7
+        "#,
+    )
+    .unwrap();
+    let flags = SpecFile {
+        nodes: Some(5),
+        ..Default::default()
+    };
+    let spec = file.overridden_by(flags).resolve().unwrap();
+    assert_eq!(spec.target, "quorum");
+    assert_eq!(spec.nodes, 5);
+    assert_eq!(spec.time_limit, Duration::from_secs(120));
+    assert_eq!(spec.nemesis_interval, Duration::from_millis(500));
+    assert_eq!(spec.nemesis.len(), 2);
+    assert_eq!(spec.seed, 7);
+}
+
+#[test]
+fn bad_values_name_their_setting() {
+    let err = toml("time-limit = \"thirty\"").unwrap_err();
+    assert!(
+        err.contains("time-limit") && err.contains("duration"),
+        "{err}"
+    );
+    let err = toml("nodez = 3").unwrap_err();
+    assert!(err.contains("nodez"), "{err}");
+    let bad = |file: SpecFile, wanted: &str| {
+        let err = format!("{:#}", file.resolve().unwrap_err());
+        assert!(err.contains(wanted), "{err} lacks {wanted}");
+    };
+    bad(
+        SpecFile {
+            nemesis: Some(vec!["partition".into(), "meteor".into()]),
+            ..Default::default()
+        },
+        "nemesis: \"meteor\"",
+    );
+    bad(
+        SpecFile {
+            bug: Some("sloppy-quorum".into()),
+            ..Default::default()
+        },
+        "bug:",
+    );
+    bad(
+        SpecFile {
+            rate: Some(-1.0),
+            ..Default::default()
+        },
+        "rate:",
+    );
+    bad(
+        SpecFile {
+            target: Some("twopc".into()),
+            nodes: Some(1),
+            ..Default::default()
+        },
+        "nodes:",
+    );
+    bad(
+        SpecFile {
+            name: Some("../escape".into()),
+            ..Default::default()
+        },
+        "name:",
+    );
+}
+
+#[test]
+fn a_stored_spec_resolves_to_the_same_run() {
+    let spec = SpecFile {
+        seed: Some(42),
+        bug: Some("stale-read".into()),
+        nemesis: Some(vec!["clock".into()]),
+        ..Default::default()
+    }
+    .resolve()
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let stored = serde_json::json!({ "spec": spec.to_file() });
+    std::fs::write(dir.path().join("test.json"), stored.to_string()).unwrap();
+    let again = SpecFile::load(dir.path()).unwrap().resolve().unwrap();
+    assert_eq!(again, spec);
+}
