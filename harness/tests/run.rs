@@ -171,7 +171,7 @@ fn a_coordinator_without_a_decision_log_breaks_the_bank_when_killed() {
                 "--bug",
                 "no-decision-log",
                 "--seed",
-                "2",
+                "4",
             ],
             SHORT,
         ]

@@ -140,6 +140,9 @@ impl Driver {
                     busy += 1;
                     self.invoke(process, op, done_tx.clone());
                 }
+                // Tokio's timers tick in milliseconds; a shorter wait (rates above 1000/s)
+                // would become a whole tick, so yield instead and ask again.
+                Next::Wait(d) if d < Duration::from_millis(1) => tokio::task::yield_now().await,
                 Next::Wait(d) => {
                     if let Some(done) = recv_or_stop(&mut done_rx, stop, Some(d)).await {
                         busy -= 1;

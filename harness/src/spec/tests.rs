@@ -109,3 +109,11 @@ fn a_stored_spec_resolves_to_the_same_run() {
     let again = SpecFile::load(dir.path()).unwrap().resolve().unwrap();
     assert_eq!(again, spec);
 }
+
+#[test]
+fn the_shipped_example_spec_resolves() {
+    let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../specs/quick.toml"));
+    let spec = SpecFile::load(path).unwrap().resolve().unwrap();
+    assert_eq!(spec.nodes, 3);
+    assert_eq!(spec.nemesis.len(), 6);
+}

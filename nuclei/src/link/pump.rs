@@ -50,7 +50,11 @@ pub(super) async fn run(
     };
     let write = async move {
         while let Some((at, bytes)) = queued.recv().await {
-            sleep_until(at).await;
+            // A timer costs a tick (about a millisecond) even when already due: skip it then,
+            // so a healthy link adds microseconds, not milliseconds.
+            if at > Instant::now() {
+                sleep_until(at).await;
+            }
             // Bytes in flight when the link is cut are lost too.
             if faults.blackholed() {
                 continue;

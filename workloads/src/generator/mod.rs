@@ -6,7 +6,8 @@
 //! owns time, processes and randomness, so a seed and a sequence of contexts fix the result.
 //!
 //! Sources: [`from_fn`], [`cycle`]. Combinators: [`mix`], [`limit`], [`time_limit`],
-//! [`stagger`], [`rate`], [`delay`], [`phases`], [`independent`], [`each_process_once`].
+//! [`stagger`], [`rate`], [`delay`], [`phases`], [`independent`], [`each_process_once`],
+//! [`until_ok`].
 //! The nemesis stream uses the same trait and [`OpTemplate`] (with no key), driven by its own
 //! context with one process, e.g. `delay(10s, cycle(vec![start, stop]))`.
 
@@ -14,6 +15,7 @@ mod control;
 mod core;
 mod independent;
 mod mix;
+mod retry;
 pub mod sim;
 mod source;
 mod timing;
@@ -23,5 +25,6 @@ pub use self::control::{EachProcessOnce, Limit, Phases, TimeLimit};
 pub use self::core::{Completion, Context, Generator, Next, OpTemplate, Outcome, Process};
 pub use self::independent::{independent, Independent};
 pub use self::mix::{mix, Mix};
+pub use self::retry::{until_ok, UntilOk};
 pub use self::source::{cycle, from_fn, Cycle, FromFn};
 pub use self::timing::{delay, rate, stagger, Stagger};

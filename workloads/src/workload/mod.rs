@@ -26,7 +26,7 @@ use serde_json::Value;
 
 use crate::bank::{bank_ops, bank_read, initial_balances};
 use crate::client::Client;
-use crate::generator::{each_process_once, from_fn, Generator};
+use crate::generator::{from_fn, until_ok, Generator};
 use crate::register::{register_independent, RegisterMix};
 use crate::set::{set_adds, set_read};
 
@@ -237,7 +237,7 @@ pub fn build(
         WorkloadKind::Bank => Workload {
             kind,
             main: bank_ops(o.accounts.clone(), o.max_transfer).boxed(),
-            final_reads: Some(each_process_once(from_fn(|_, _| bank_read())).boxed()),
+            final_reads: Some(final_reads(from_fn(|_, _| bank_read()))),
             checkers: vec![CheckerSpec::Bank {
                 accounts: o.accounts.clone(),
                 initial_balance: o.initial_balance,
@@ -246,7 +246,7 @@ pub fn build(
         WorkloadKind::Set => Workload {
             kind,
             main: set_adds().boxed(),
-            final_reads: Some(each_process_once(from_fn(|_, _| set_read())).boxed()),
+            final_reads: Some(final_reads(from_fn(|_, _| set_read()))),
             checkers: vec![CheckerSpec::Set],
         },
     })
@@ -274,6 +274,12 @@ pub fn target_client(
         )),
         (WorkloadKind::Set, _) => Box::new(clients::KvSetClient::new(addr)),
     }
+}
+
+/// One good read per process at the end, retrying failed ones for a while (a lock held by an
+/// in-doubt transaction, or a node still catching up, must not leave the checker blind).
+fn final_reads(read: impl Generator + 'static) -> Box<dyn Generator> {
+    until_ok(10, std::time::Duration::from_millis(250), read).boxed()
 }
 
 #[cfg(test)]
