@@ -14,41 +14,88 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-/// Every setting of a run, as a TOML spec file or the flags give them; `None` means "not said
-/// here". Keys are the flag names without dashes in front (`time-limit = "30s"`).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// Every setting of a run, as the `fissure run` flags or a TOML spec file give them; `None`
+/// means "not said here". TOML keys are the flag names without the dashes (`time-limit = "30s"`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, clap::Args)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct SpecFile {
+    /// The test's name in the store [default: <target>-<workload>].
+    #[arg(long)]
     pub name: Option<String>,
+    /// The system under test: raft-kv, quorum, twopc or echo [default: raft-kv].
+    #[arg(long)]
     pub target: Option<String>,
+    /// register, bank or set [default: register; bank on twopc].
+    #[arg(long)]
     pub workload: Option<String>,
+    /// Faults, comma separated: partition, kill, pause, clock, latency, loss; or none
+    /// [default: partition,kill].
+    #[arg(long, value_delimiter = ',')]
     #[serde(default, deserialize_with = "text::list_opt")]
     pub nemesis: Option<Vec<String>>,
+    /// Where nodes run [default: local].
+    #[arg(long)]
     pub backend: Option<String>,
+    /// Cluster size [default: 5].
+    #[arg(long)]
     pub nodes: Option<usize>,
+    /// How long faults and clients run (then heal, recovery, final reads) [default: 30s].
+    #[arg(long, value_parser = parse_duration)]
     #[serde(default, with = "text::duration_opt")]
     pub time_limit: Option<Duration>,
+    /// Client processes [default: 10].
+    #[arg(long)]
     pub concurrency: Option<usize>,
+    /// Client operations per second, all processes together [default: 100].
+    #[arg(long)]
     pub rate: Option<f64>,
+    /// Seed of every random choice (operations and faults) [default: random, recorded].
+    #[arg(long)]
     pub seed: Option<u64>,
+    /// A planted bug to switch on in the target.
+    #[arg(long)]
     pub bug: Option<String>,
+    /// Time between a fault's start and stop, and between faults [default: 5s].
+    #[arg(long, value_parser = parse_duration)]
     #[serde(default, with = "text::duration_opt")]
     pub nemesis_interval: Option<Duration>,
+    /// Which nodes faults aim at, comma separated: one, minority, majority, all, primaries
+    /// [default: those of one, minority, majority, primaries that fit the cluster].
+    #[arg(long, value_delimiter = ',')]
     #[serde(default, deserialize_with = "text::list_opt")]
     pub nemesis_targets: Option<Vec<String>>,
+    /// Partition shapes, comma separated: halves, random-halves, majorities-ring, bridge,
+    /// isolate-one, isolate-primary [default: all that fit the cluster].
+    #[arg(long, value_delimiter = ',')]
     #[serde(default, deserialize_with = "text::list_opt")]
     pub partitions: Option<Vec<String>>,
+    /// Added latency of the latency fault [default: 100ms].
+    #[arg(long, value_parser = parse_duration)]
     #[serde(default, with = "text::duration_opt")]
     pub latency: Option<Duration>,
+    /// Jitter of the latency fault, uniform ± [default: 50ms].
+    #[arg(long, value_parser = parse_duration)]
     #[serde(default, with = "text::duration_opt")]
     pub jitter: Option<Duration>,
+    /// Share of packets the loss fault loses, 0 to 1 [default: 0.2].
+    #[arg(long)]
     pub loss: Option<f64>,
+    /// How long clients go on after everything is healed [default: 3s].
+    #[arg(long, value_parser = parse_duration)]
     #[serde(default, with = "text::duration_opt")]
     pub recovery: Option<Duration>,
+    /// A client operation with no answer after this long is `info` [default: 3s].
+    #[arg(long, value_parser = parse_duration)]
     #[serde(default, with = "text::duration_opt")]
     pub op_timeout: Option<Duration>,
+    /// register: keys written at once [default: 4].
+    #[arg(long)]
     pub keys_per_window: Option<usize>,
+    /// register: operations per key before a fresh key replaces it [default: 100].
+    #[arg(long)]
     pub ops_per_key: Option<u64>,
+    /// Where runs are stored [default: store].
+    #[arg(long)]
     pub store: Option<PathBuf>,
 }
 

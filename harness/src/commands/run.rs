@@ -28,7 +28,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         Some(path) => SpecFile::load(path)?,
         None => SpecFile::default(),
     };
-    let spec = file.overridden_by(args.to_spec_file()).resolve()?;
+    let spec = file.overridden_by(args.settings).resolve()?;
     if args.plan {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
