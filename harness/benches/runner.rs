@@ -4,7 +4,8 @@
 //!   everything measured is harness, client, proxy and loopback) and against a 3-node raft-kv,
 //!   both without faults, 10 processes, no rate limit;
 //! - the same echo node driven by a bare loop of protocol clients (no generator, no history, no
-//!   proxy): the difference in latency per operation is the harness's overhead;
+//!   proxy), and by the same loop through one link proxy: the difference in latency per
+//!   operation is the harness's overhead, and the second line says how much of it is the proxy;
 //! - time from starting `fissure run` to its first operation.
 
 use serde_json::Value;
@@ -75,8 +76,9 @@ fn fissure_run(store: &Path, args: &[&str]) -> Measured {
     }
 }
 
-/// A bare loop of protocol clients against one echo node, no harness in between.
-fn bare_echo(dir: &Path) -> Measured {
+/// A bare loop of protocol clients against one echo node, no harness in between (optionally
+/// through one of Fissure's link proxies, to tell the proxy's cost from the runner's).
+fn bare_echo(dir: &Path, through_proxy: bool) -> Measured {
     let port = |_| {
         std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -89,7 +91,10 @@ fn bare_echo(dir: &Path) -> Measured {
     let mut node = Command::new(env!("CARGO_BIN_EXE_fissure"))
         .args(["node", "echo", "--id", "n1", "--listen", &addr])
         .args(["--peer-listen", &format!("127.0.0.1:{peer_port}")])
-        .args(["--data-dir", dir.join("echo").to_str().unwrap()])
+        .args([
+            "--data-dir",
+            dir.join(format!("echo-{through_proxy}")).to_str().unwrap(),
+        ])
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stderr(Stdio::null())
@@ -102,10 +107,17 @@ fn bare_echo(dir: &Path) -> Measured {
             assert!(Instant::now() < deadline, "echo node did not start");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        let proxy = match through_proxy {
+            true => Some(nuclei::link::LinkProxy::start(addr.clone()).await.unwrap()),
+            false => None,
+        };
+        let target = proxy
+            .as_ref()
+            .map_or(addr.clone(), |p| p.addr().to_string());
         let started = Instant::now();
         let tasks: Vec<_> = (0..CONCURRENCY)
             .map(|i| {
-                let addr = addr.clone();
+                let addr = target.clone();
                 tokio::spawn(async move {
                     let mut client = Client::new(addr);
                     let mut latencies = Vec::new();
@@ -160,8 +172,12 @@ fn main() {
     };
     let mut echo_pair = (None, None);
     if wanted("echo") {
-        let bare = bare_echo(dir.path());
+        let bare = bare_echo(dir.path(), false);
         show("echo, bare client loop", &bare);
+        show(
+            "echo, bare loop via a link proxy",
+            &bare_echo(dir.path(), true),
+        );
         let store = dir.path().join("echo-store");
         let run = fissure_run(&store, &["--target", "echo", "--nodes", "1"]);
         show("echo, fissure run", &run);

@@ -141,8 +141,16 @@ impl Driver {
                     self.invoke(process, op, done_tx.clone());
                 }
                 // Tokio's timers tick in milliseconds; a shorter wait (rates above 1000/s)
-                // would become a whole tick, so yield instead and ask again.
-                Next::Wait(d) if d < Duration::from_millis(1) => tokio::task::yield_now().await,
+                // would become a whole tick, so yield and ask again, or, with no process free
+                // to invoke anything, wait for a completion instead of spinning.
+                Next::Wait(d) if d < Duration::from_millis(1) => {
+                    if !self.free.is_empty() {
+                        tokio::task::yield_now().await;
+                    } else if let Some(done) = recv_or_stop(&mut done_rx, stop, Some(d)).await {
+                        busy -= 1;
+                        self.complete(done, generator);
+                    }
+                }
                 Next::Wait(d) => {
                     if let Some(done) = recv_or_stop(&mut done_rx, stop, Some(d)).await {
                         busy -= 1;

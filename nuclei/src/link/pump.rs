@@ -1,18 +1,18 @@
-//! One direction of one proxied connection: a reader that stamps each chunk with its delivery
-//! time, and a writer that delivers chunks in order at those times.
+//! One direction of one proxied connection: each chunk read is stamped with its delivery time
+//! and delivered in order at that time.
 
 use super::Faults;
 use crate::control::LinkQuality;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use std::collections::VecDeque;
 use std::io;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 
-/// Chunks queued between reader and writer; beyond this the reader waits, so a slow link pushes
+/// Chunks waiting for their delivery time; beyond this reading waits, so a slow link pushes
 /// back on its sender as a full TCP window would.
 const QUEUE: usize = 256;
 /// Linux's minimum TCP retransmission timeout: what one lost segment costs.
@@ -24,46 +24,49 @@ pub const RTO_MAX: Duration = Duration::from_millis(1600);
 pub const MAX_RETRANSMITS: u32 = 5;
 
 /// Copies `from` to `to` under `faults` until `from` ends (then passes the FIN on, once every
-/// queued chunk is delivered) or either side fails.
+/// queued chunk is delivered) or either side fails. One loop does both halves: a chunk that is
+/// due at once, with nothing queued before it, is written straight through (a healthy link
+/// costs one read and one write), others wait in order for their delivery time.
 pub(super) async fn run(
     mut from: OwnedReadHalf,
     mut to: OwnedWriteHalf,
     faults: &Faults,
 ) -> io::Result<()> {
-    let (queue, mut queued) = mpsc::channel::<(Instant, Vec<u8>)>(QUEUE);
-    let read = async move {
-        let mut schedule = Schedule::new(StdRng::from_entropy());
-        let mut buffer = vec![0u8; 16 * 1024];
-        loop {
-            let n = from.read(&mut buffer).await?;
-            if n == 0 {
-                return Ok(()); // dropping `queue` lets the writer finish
+    let mut schedule = Schedule::new(StdRng::from_entropy());
+    let mut buffer = vec![0u8; 16 * 1024];
+    let mut queued: VecDeque<(Instant, Vec<u8>)> = VecDeque::new();
+    let mut ended = false;
+    loop {
+        if ended && queued.is_empty() {
+            return to.shutdown().await;
+        }
+        let due = queued.front().map(|(at, _)| *at);
+        tokio::select! {
+            read = from.read(&mut buffer), if !ended && queued.len() < QUEUE => {
+                let n = read?;
+                if n == 0 {
+                    ended = true;
+                    continue;
+                }
+                if faults.blackholed() {
+                    continue;
+                }
+                let at = schedule.delivery(faults.quality(), Instant::now());
+                if queued.is_empty() && at <= Instant::now() {
+                    to.write_all(&buffer[..n]).await?;
+                } else {
+                    queued.push_back((at, buffer[..n].to_vec()));
+                }
             }
-            if faults.blackholed() {
-                continue;
-            }
-            let at = schedule.delivery(faults.quality(), Instant::now());
-            if queue.send((at, buffer[..n].to_vec())).await.is_err() {
-                return Ok(()); // the writer failed; its error ends the connection
+            _ = sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
+                let (_, bytes) = queued.pop_front().expect("a chunk is due");
+                // Bytes in flight when the link is cut are lost too.
+                if !faults.blackholed() {
+                    to.write_all(&bytes).await?;
+                }
             }
         }
-    };
-    let write = async move {
-        while let Some((at, bytes)) = queued.recv().await {
-            // A timer costs a tick (about a millisecond) even when already due: skip it then,
-            // so a healthy link adds microseconds, not milliseconds.
-            if at > Instant::now() {
-                sleep_until(at).await;
-            }
-            // Bytes in flight when the link is cut are lost too.
-            if faults.blackholed() {
-                continue;
-            }
-            to.write_all(&bytes).await?;
-        }
-        to.shutdown().await
-    };
-    tokio::try_join!(read, write).map(|_| ())
+    }
 }
 
 /// When each chunk of one direction is delivered.
