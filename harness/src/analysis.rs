@@ -67,6 +67,39 @@ pub fn check_history(
     })
 }
 
+/// Why a run's clean verdict proves less than it seems, from what the run itself recorded
+/// (`results.json`'s `run` object; `None` when the controller died before writing it).
+pub fn caveats(run: Option<&Value>) -> Vec<String> {
+    let Some(run) = run.filter(|r| r.is_object()) else {
+        return vec!["the run did not finish (the controller stopped before its results)".into()];
+    };
+    let mut out = Vec::new();
+    if run["interrupted"] == json!(true) {
+        out.push("the run was interrupted".into());
+    }
+    if run["faults_requested"] == json!(true) && run["faults_applied"] == json!(0) {
+        out.push("no fault was applied".into());
+    }
+    if let Some(error) = run["heal_error"].as_str() {
+        out.push(format!("healing failed ({error})"));
+    }
+    out
+}
+
+impl Results {
+    /// A valid verdict with caveats is only `unknown`: nothing wrong was seen, but the test did
+    /// not do what it set out to do. Invalid stays invalid (a violation is a violation).
+    pub fn apply_caveats(&mut self, caveats: &[String]) {
+        if caveats.is_empty() {
+            return;
+        }
+        if self.valid == Verdict::Valid {
+            self.valid = Verdict::Unknown;
+        }
+        self.reason = format!("{}; {}", caveats.join("; "), self.reason);
+    }
+}
+
 fn run_checker(
     spec: &CheckerSpec,
     ops: &[Operation],
@@ -84,7 +117,9 @@ fn run_checker(
             };
             let result = check_model(kind, init, ops, &options)
                 .map_err(|e| anyhow!("the {model} checker cannot read this history: {e}"))?;
+            let nothing = result.checked_ops == 0;
             let summary = match result.valid {
+                Verdict::Valid if nothing => "no operation to check".to_string(),
                 Verdict::Valid => format!(
                     "linearizable ({} operations in {} keys)",
                     result.ops, result.partitions
@@ -94,7 +129,10 @@ fn run_checker(
                     .clone()
                     .unwrap_or_else(|| "not linearizable".into()),
             };
-            let verdict = result.valid;
+            let verdict = match result.valid {
+                Verdict::Valid if nothing => Verdict::Unknown,
+                other => other,
+            };
             (
                 "linearizable".into(),
                 verdict,
@@ -204,5 +242,28 @@ mod tests {
         assert_eq!((valid, reason.as_str()), (Verdict::Invalid, "a: a says"));
         assert_eq!(combine(&[]).0, Verdict::Unknown);
         assert_eq!(combine(&[v("a", Verdict::Valid)]).0, Verdict::Valid);
+    }
+
+    #[test]
+    fn unfinished_runs_are_only_unknown() {
+        assert_eq!(caveats(None).len(), 1);
+        let clean = json!({"interrupted": false, "faults_requested": true, "faults_applied": 3});
+        assert!(caveats(Some(&clean)).is_empty());
+        let bad = json!({"interrupted": true, "faults_requested": true, "faults_applied": 0,
+                         "heal_error": "n2 would not start"});
+        let found = caveats(Some(&bad));
+        assert_eq!(found.len(), 3, "{found:?}");
+        let mut results = Results {
+            valid: Verdict::Valid,
+            reason: "linearizable".into(),
+            checkers: BTreeMap::new(),
+            stats: HistoryStats::default(),
+        };
+        results.apply_caveats(&found);
+        assert_eq!(results.valid, Verdict::Unknown);
+        assert!(results.reason.starts_with("the run was interrupted"));
+        results.valid = Verdict::Invalid;
+        results.apply_caveats(&found);
+        assert_eq!(results.valid, Verdict::Invalid);
     }
 }

@@ -32,7 +32,7 @@ pub enum Command {
     #[command(hide = true)]
     Node {
         #[command(subcommand)]
-        node: targets::cli::NodeCli,
+        node: Box<targets::cli::NodeCli>,
     },
 }
 

@@ -42,7 +42,7 @@ pub fn main() -> ExitCode {
     };
     if let cli::Command::Node { node } = cli.command {
         targets::cli::init_logging();
-        return targets::cli::run(node);
+        return targets::cli::run(*node);
     }
     logging::init();
     match commands::run(cli) {

@@ -69,16 +69,16 @@ pub fn node_args(target: &str, nodes: usize, i: usize, bug: Option<&str>) -> Vec
             "1000".into(),
         ],
         "quorum" => vec!["--request-timeout-ms".into(), "1000".into()],
-        // The coordinator waits 100 ms between deciding and telling the participants, so that
-        // a fault can land between the decision and its delivery (the window in which 2PC
-        // must not lose a decision). A correct coordinator survives it; see DESIGN.md §7.
+        // The coordinator tells participants of a commit one at a time, 50 ms apart, so that a
+        // crash can land while some know the outcome and others do not (the window in which
+        // 2PC must not lose a decision). A correct coordinator survives it.
         "twopc" if i == 0 => vec![
             "--role".into(),
             "coordinator".into(),
             "--request-timeout-ms".into(),
             "1000".into(),
-            "--hold-commit-ms".into(),
-            "100".into(),
+            "--stagger-commit-ms".into(),
+            "50".into(),
         ],
         "twopc" => {
             let accounts = accounts(target, nodes);

@@ -206,6 +206,11 @@ pub struct RunSpec {
     pub store: PathBuf,
 }
 
+/// Bounds that keep every time computation of a run far from overflow.
+const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
+const MIN_RATE: f64 = 0.01;
+const MAX_RATE: f64 = 10_000_000.0;
+
 /// The defaults: a meaningful half-minute test of raft-kv under partitions and crashes.
 pub mod defaults {
     use std::time::Duration;
@@ -272,8 +277,10 @@ impl SpecFile {
             bail!("concurrency: must be at least 1");
         }
         let rate = self.rate.unwrap_or(defaults::RATE);
-        if !(rate.is_finite() && rate > 0.0) {
-            bail!("rate: must be a positive number of operations per second, got {rate}");
+        if !(rate.is_finite() && (MIN_RATE..=MAX_RATE).contains(&rate)) {
+            bail!(
+                "rate: must be between {MIN_RATE} and {MAX_RATE} operations per second, got {rate}"
+            );
         }
         let nemesis_interval = self.nemesis_interval.unwrap_or(defaults::NEMESIS_INTERVAL);
         if nemesis_interval.is_zero() {
@@ -330,11 +337,43 @@ impl SpecFile {
             op_timeout,
             keys_per_window,
             ops_per_key,
-            store: self
-                .store
-                .clone()
-                .unwrap_or_else(|| PathBuf::from(defaults::STORE)),
+            // Absolute, so that the stored spec reruns into the same store from anywhere.
+            store: std::path::absolute(
+                self.store
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from(defaults::STORE)),
+            )
+            .map_err(|e| anyhow::anyhow!("store: {e}"))?,
         };
+        for (setting, d) in [
+            ("time-limit", spec.time_limit),
+            ("nemesis-interval", spec.nemesis_interval),
+            ("latency", spec.latency),
+            ("jitter", spec.jitter),
+            ("recovery", spec.recovery),
+            ("op-timeout", spec.op_timeout),
+        ] {
+            if d > MAX_DURATION {
+                bail!(
+                    "{setting}: {} is longer than a run may be (7 days)",
+                    format_duration(d)
+                );
+            }
+        }
+        if !spec.nemesis.is_empty() && spec.time_limit < 2 * spec.nemesis_interval {
+            bail!(
+                "time-limit: {} is too short for nemesis-interval {}: a fault starts after one \
+                 interval and ends after another; use --time-limit {} or more, or a shorter \
+                 --nemesis-interval",
+                format_duration(spec.time_limit),
+                format_duration(spec.nemesis_interval),
+                format_duration(2 * spec.nemesis_interval)
+            );
+        }
+        let wants = |kind| spec.nemesis.contains(&kind);
+        if wants(nuclei::nemesis::FaultKind::Partition) && spec.partitions.is_empty() {
+            bail!("nemesis: a partition needs at least 2 nodes; the cluster has {nodes}");
+        }
         if !spec.nemesis.is_empty() {
             spec.nemesis_config()
                 .validate_for_cluster(nodes)

@@ -15,8 +15,7 @@ pub struct RunDir {
 
 impl RunDir {
     /// Creates `root/<test>/<stamp>/` (stamp: UTC start time, e.g. `20261201T184512.123Z`,
-    /// suffixed if two runs start in the same millisecond) and its `nodes/` folder, and points
-    /// the `latest` links at it.
+    /// suffixed if two runs start in the same millisecond) and its `nodes/` folder.
     pub fn create(root: &Path, test: &str) -> anyhow::Result<RunDir> {
         let test_dir = root.join(test);
         std::fs::create_dir_all(&test_dir).with_context(|| {
@@ -27,16 +26,22 @@ impl RunDir {
         })?;
         let stamp = stamp(SystemTime::now());
         let mut path = test_dir.join(&stamp);
-        let mut n = 1;
-        while path.exists() {
-            n += 1;
-            path = test_dir.join(format!("{stamp}-{n}"));
+        // `create_dir` fails on an existing folder, so two runs never share one.
+        for n in 2.. {
+            match std::fs::create_dir(&path) {
+                Ok(()) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1000 => {
+                    path = test_dir.join(format!("{stamp}-{n}"));
+                }
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("cannot create run folder {}", path.display()))
+                }
+            }
         }
         std::fs::create_dir_all(path.join("nodes"))
             .with_context(|| format!("cannot create run folder {}", path.display()))?;
-        let run = RunDir { path };
-        run.link_latest(root, test);
-        Ok(run)
+        Ok(RunDir { path })
     }
 
     pub fn history(&self) -> PathBuf {
@@ -68,13 +73,19 @@ impl RunDir {
             .with_context(|| format!("cannot write {}", target.display()))
     }
 
-    /// `root/latest` and `root/<test>/latest`, as relative symlinks (best effort: a store on a
-    /// file system without symlinks still works, it just has no `latest`).
-    fn link_latest(&self, root: &Path, test: &str) {
-        let stamp = self.path.file_name().expect("a run folder has a name");
+    /// Points `root/latest` and `root/<test>/latest` at this run, as relative symlinks. Called
+    /// once the run has a history, so `latest` never names a run that never started. Best
+    /// effort: a store on a file system without symlinks still works, it just has no `latest`.
+    pub fn link_latest(&self) {
+        let (Some(stamp), Some(test_dir)) = (self.path.file_name(), self.path.parent()) else {
+            return;
+        };
+        let (Some(test), Some(root)) = (test_dir.file_name(), test_dir.parent()) else {
+            return;
+        };
         let links = [
             (root.join("latest"), Path::new(test).join(stamp)),
-            (root.join(test).join("latest"), PathBuf::from(stamp)),
+            (test_dir.join("latest"), PathBuf::from(stamp)),
         ];
         for (link, target) in links {
             let partial = link.with_file_name(".latest.partial");
@@ -104,6 +115,8 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let a = RunDir::create(root.path(), "raft-kv-register").unwrap();
         let b = RunDir::create(root.path(), "raft-kv-register").unwrap();
+        a.link_latest();
+        b.link_latest();
         assert_ne!(a.path, b.path);
         assert!(a.nodes().is_dir());
         let latest = std::fs::canonicalize(root.path().join("latest")).unwrap();

@@ -18,8 +18,17 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// Runs take turns: each is a whole cluster, and two cores shared by several clusters would
+/// make a run's timing (elections, timeouts), and so whether a planted bug shows, a matter of
+/// luck.
+fn take_turn() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Runs `fissure run` with `args` into a fresh store; returns the output and the run folder.
 fn run(store: &Path, args: &[&str]) -> (Output, PathBuf) {
+    let _turn = take_turn();
     let output = fissure()
         .arg("run")
         .args(["--store", store.to_str().unwrap()])
@@ -160,18 +169,14 @@ fn a_coordinator_without_a_decision_log_breaks_the_bank_when_killed() {
                 "bank",
                 "--nodes",
                 "3",
-                // A coordinator crash while it is cut off from one participant: the kill and
-                // partition packages overlap with this seed (see `fissure run --plan`).
                 "--nemesis",
-                "partition,kill",
-                "--partitions",
-                "bridge",
+                "kill",
                 "--nemesis-targets",
                 "primaries",
                 "--bug",
                 "no-decision-log",
                 "--seed",
-                "4",
+                "1",
             ],
             SHORT,
         ]
@@ -180,6 +185,33 @@ fn a_coordinator_without_a_decision_log_breaks_the_bank_when_killed() {
     assert_eq!(output.status.code(), Some(1), "{}", explain(&output, &dir));
     let results = results(&dir);
     assert_eq!(results["checkers"]["bank"]["valid"], Value::Bool(false));
+}
+
+#[test]
+fn a_correct_coordinator_keeps_the_bank_under_kills_and_partitions() {
+    let store = tempfile::tempdir().unwrap();
+    let (output, dir) = run(
+        store.path(),
+        &[
+            &[
+                "--target",
+                "twopc",
+                "--nodes",
+                "3",
+                "--nemesis",
+                "kill,partition",
+                "--nemesis-targets",
+                "primaries",
+                "--seed",
+                "1",
+            ],
+            SHORT,
+        ]
+        .concat(),
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", explain(&output, &dir));
+    let bank = &results(&dir)["checkers"]["bank"];
+    assert!(bank["checked_reads"].as_u64().unwrap() > 5, "{bank}");
 }
 
 /// Processes whose command line mentions `dir` (every node's flags name its data dir there).
@@ -208,6 +240,7 @@ fn processes_under(dir: &Path) -> Vec<(u32, String)> {
 #[test]
 fn ctrl_c_heals_and_leaves_no_node_running_or_paused() {
     let store = tempfile::tempdir().unwrap();
+    let _turn = take_turn();
     let mut child = fissure()
         .arg("run")
         .args(["--store", store.path().to_str().unwrap()])

@@ -1,6 +1,7 @@
 //! An async client for `fissure-node`, used by workloads and tests.
 //!
-//! One connection, one operation in flight. The client never guesses: a request that was never
+//! One connection, one operation in flight. A fresh connection is proven with a `status` round
+//! trip before any operation goes over it. The client never guesses: a request that was never
 //! sent is a `fail`, anything after sending that is not a response (timeout, reset) is `unknown`,
 //! and the connection is then dropped so a late response cannot be mistaken for the next one's.
 
@@ -9,7 +10,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::time::timeout;
+use tokio::time::{timeout, timeout_at};
 
 struct Connection {
     reader: BufReader<OwnedReadHalf>,
@@ -46,15 +47,32 @@ impl Client {
 
     /// Runs one operation with a caller-chosen id.
     pub async fn call_with_id(&mut self, id: u64, op: Op, limit: Duration) -> Reply {
+        let deadline = tokio::time::Instant::now() + limit;
         if self.connection.is_none() {
             match timeout(limit, TcpStream::connect(&self.addr)).await {
                 Ok(Ok(stream)) => {
                     let _ = stream.set_nodelay(true);
                     let (read, write) = stream.into_split();
-                    self.connection = Some(Connection {
+                    let mut connection = Connection {
                         reader: BufReader::new(read),
                         writer: write,
-                    });
+                    };
+                    // A proxy (or load balancer) accepts even when the node behind it is down
+                    // or paused; a `status` round trip proves a node is there before the
+                    // operation is sent, so an unreachable node is a certain `fail`, not an
+                    // `unknown`.
+                    match timeout_at(deadline, handshake(&mut connection)).await {
+                        Ok(Ok(())) => self.connection = Some(connection),
+                        Ok(Err(e)) => {
+                            return Reply::fail(format!("no node reachable at {}: {e}", self.addr))
+                        }
+                        Err(_) => {
+                            return Reply::fail(format!(
+                                "no node answered at {} within {limit:?}",
+                                self.addr
+                            ))
+                        }
+                    }
                 }
                 // Nothing was sent: the operation certainly did not happen.
                 Ok(Err(e)) => return Reply::fail(format!("cannot connect to {}: {e}", self.addr)),
@@ -75,7 +93,7 @@ impl Client {
             }
             Ok(answer)
         };
-        let answer = match timeout(limit, exchange).await {
+        let answer = match timeout_at(deadline, exchange).await {
             Ok(Ok(answer)) => answer,
             Ok(Err(e)) => {
                 self.connection = None;
@@ -98,4 +116,23 @@ impl Client {
             }
         }
     }
+}
+
+/// One `status` round trip on a fresh connection (id 0, never used by operations).
+async fn handshake(connection: &mut Connection) -> std::io::Result<()> {
+    let mut line = serde_json::to_string(&Request {
+        id: 0,
+        op: Op::Status,
+    })
+    .expect("requests serialize");
+    line.push('\n');
+    connection.writer.write_all(line.as_bytes()).await?;
+    let mut answer = String::new();
+    if connection.reader.read_line(&mut answer).await? == 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "the connection was closed",
+        ));
+    }
+    Ok(())
 }

@@ -29,13 +29,16 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<u8> {
     } else {
         args.time_limit
     };
-    let results = analysis::check_history(&dir.join("history.jsonl"), &specs, limit)?;
+    let mut results = analysis::check_history(&dir.join("history.jsonl"), &specs, limit)?;
     let results_path = dir.join("results.json");
     let previous: Option<Value> = std::fs::read_to_string(&results_path)
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok());
+    // What the run itself saw (interrupted, no fault applied, a failed heal) still holds.
+    let run = previous.as_ref().map(|p| p["run"].clone());
+    results.apply_caveats(&analysis::caveats(run.as_ref()));
     let mut stored = serde_json::to_value(&results)?;
-    if let Some(run) = previous.as_ref().map(|p| p["run"].clone()) {
+    if let Some(run) = run {
         stored["run"] = run;
     }
     let store = crate::store::RunDir { path: dir.clone() };

@@ -91,6 +91,7 @@ pub async fn execute(spec: RunSpec, launched: Instant) -> anyhow::Result<u8> {
     let control: Arc<dyn ClusterControl> = cluster.clone();
 
     let (recorder, writer) = recorder::open(&run.history(), Instant::now())?;
+    run.link_latest();
     let cluster_ready = launched.elapsed();
     progress.set_stage("running");
     progress.attach(recorder.started());
@@ -118,16 +119,24 @@ pub async fn execute(spec: RunSpec, launched: Instant) -> anyhow::Result<u8> {
     let events = events?;
     tracing::info!(events, "history closed");
 
-    eprintln!("checking {} events...", events);
-    let results = analysis::check_history(&run.history(), &checker_specs, CHECK_TIME_LIMIT)?;
+    eprintln!("checking {events} events...");
+    // Ctrl-C from here on cannot lose anything: the history is on disk.
+    let history = run.history();
+    let shown = run.path.display().to_string();
+    let checking = tokio::task::spawn_blocking(move || {
+        analysis::check_history(&history, &checker_specs, CHECK_TIME_LIMIT)
+    });
+    let mut results = tokio::select! {
+        checked = checking => checked.context("the checker failed")??,
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("interrupted while checking; the run is stored: fissure check {shown}");
+            return Ok(EXIT_ERROR);
+        }
+    };
     let first_op = report.first_op.map(|d| cluster_ready + d);
-    let mut verdict = results.valid;
-    if report.interrupted && verdict == Verdict::Valid {
-        // Nothing wrong was seen, but the test did not finish: that proves nothing.
-        verdict = Verdict::Unknown;
-    }
     let run_facts = json!({
         "interrupted": report.interrupted,
+        "faults_requested": !spec.nemesis.is_empty(),
         "faults_applied": report.nemesis.applied,
         "fault_errors": report.nemesis.errors,
         "heal_error": report.nemesis.heal_error,
@@ -136,8 +145,9 @@ pub async fn execute(spec: RunSpec, launched: Instant) -> anyhow::Result<u8> {
         "first_op_ms": first_op.map(|d| d.as_secs_f64() * 1e3),
         "cluster_ready_ms": cluster_ready.as_secs_f64() * 1e3,
     });
+    results.apply_caveats(&analysis::caveats(Some(&run_facts)));
+    let verdict = results.valid;
     let mut stored = serde_json::to_value(&results)?;
-    stored["valid"] = serde_json::to_value(verdict)?;
     stored["run"] = run_facts;
     run.write_json("results.json", &stored)?;
     print!(
@@ -152,8 +162,7 @@ async fn start_cluster(
     run: &RunDir,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<LocalCluster> {
-    let program =
-        std::env::current_exe().context("cannot find the fissure binary to start nodes with")?;
+    let program = node_program()?;
     let config = LocalConfig {
         target: spec.target.clone(),
         nodes: spec.nodes,
@@ -169,6 +178,22 @@ async fn start_cluster(
         cluster = LocalCluster::start(config) => cluster,
         _ = stop.changed() => anyhow::bail!("interrupted while the cluster was starting"),
     }
+}
+
+/// The binary nodes are started with: this very binary, held open for the whole run, so that
+/// a restart in the middle of a run starts the same build even if the file was replaced or
+/// removed meanwhile (a `cargo build`, say). Falls back to the path where /proc is missing.
+fn node_program() -> anyhow::Result<std::path::PathBuf> {
+    use std::os::fd::AsRawFd;
+    static HELD: std::sync::OnceLock<std::fs::File> = std::sync::OnceLock::new();
+    if let Ok(file) = std::fs::File::open("/proc/self/exe") {
+        let file = HELD.get_or_init(|| file);
+        let held = format!("/proc/{}/fd/{}", std::process::id(), file.as_raw_fd());
+        if std::path::Path::new(&held).exists() {
+            return Ok(held.into());
+        }
+    }
+    std::env::current_exe().context("cannot find the fissure binary to start nodes with")
 }
 
 /// First Ctrl-C: stop the run gracefully (heal, shut down, check what was recorded). A second

@@ -4,7 +4,7 @@
 //! One task per operation, at most one operation per logical process (DESIGN.md §3). A process
 //! whose operation ends `info` is retired: its client is dropped (a late answer can never be
 //! taken for the next operation's) and a fresh process number takes its place, `concurrency`
-//! higher, as in Jepsen.
+//! higher, as in Jepsen, so `process % concurrency` names a stable client slot.
 
 use super::recorder::{Entry, Recorder};
 use checkers::{EventType, Process as HistoryProcess};
@@ -42,7 +42,6 @@ impl Counters {
 pub struct Driver {
     concurrency: u64,
     free: BTreeSet<Process>,
-    next_process: Process,
     clients: HashMap<Process, (Box<dyn Client>, String)>,
     factory: ClientFactory,
     op_timeout: Duration,
@@ -54,7 +53,8 @@ pub struct Driver {
 
 struct Done {
     process: Process,
-    client: Box<dyn Client>,
+    /// `None` when the client is gone (it failed, or never answered).
+    client: Option<Box<dyn Client>>,
     node: String,
     completion: Completion,
 }
@@ -80,7 +80,6 @@ impl Driver {
         Driver {
             concurrency: concurrency as u64,
             free: (0..concurrency as u64).collect(),
-            next_process: concurrency as u64,
             clients: HashMap::new(),
             factory,
             op_timeout,
@@ -191,19 +190,24 @@ impl Driver {
         let recorder = self.recorder.clone();
         let timeout = self.op_timeout;
         tokio::spawn(async move {
-            // The client promises to give up within `timeout`; this is the backstop.
-            let reply = match tokio::time::timeout(
-                timeout + Duration::from_secs(1),
-                client.invoke(&op, timeout),
-            )
-            .await
-            {
-                Ok(reply) => reply,
-                Err(_) => ClientReply {
-                    outcome: Outcome::Info,
-                    output: Value::Null,
-                    error: Some(format!("no outcome within {timeout:?}")),
+            // The client runs in a task of its own, so that even a panicking client ends its
+            // operation (as `info`) instead of leaving the process busy forever. It promises
+            // to give up within `timeout`; the backstop is a second more.
+            let call_op = op.clone();
+            let mut call = tokio::spawn(async move {
+                let reply = client.invoke(&call_op, timeout).await;
+                (client, reply)
+            });
+            let backstop = tokio::time::sleep(timeout.saturating_add(Duration::from_secs(1)));
+            let (client, reply) = tokio::select! {
+                joined = &mut call => match joined {
+                    Ok((client, reply)) => (Some(client), reply),
+                    Err(e) => (None, info(format!("the client failed: {e}"))),
                 },
+                _ = backstop => {
+                    call.abort();
+                    (None, info(format!("no outcome within {timeout:?}")))
+                }
             };
             // Recorded here, not when the driver gets to it, so latencies are the client's.
             recorder.record(Entry {
@@ -242,14 +246,16 @@ impl Driver {
             Outcome::Info => &self.counters.info,
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        if done.completion.outcome == Outcome::Info {
-            // Retired; its client goes with it.
-            let fresh = self.next_process.max(done.process + self.concurrency);
-            self.next_process = fresh + 1;
-            self.free.insert(fresh);
-        } else {
-            self.clients.insert(done.process, (done.client, done.node));
-            self.free.insert(done.process);
+        match done.client {
+            Some(client) if done.completion.outcome != Outcome::Info => {
+                self.clients.insert(done.process, (client, done.node));
+                self.free.insert(done.process);
+            }
+            // Retired; its client goes with it. The fresh number keeps the slot
+            // (`process % concurrency`), and so the node, of the one it replaces.
+            _ => {
+                self.free.insert(done.process + self.concurrency);
+            }
         }
         generator.observe(&done.completion);
     }
@@ -273,6 +279,14 @@ impl Driver {
             }
         }
         PhaseEnd::Stopped
+    }
+}
+
+fn info(error: String) -> ClientReply {
+    ClientReply {
+        outcome: Outcome::Info,
+        output: Value::Null,
+        error: Some(error),
     }
 }
 

@@ -50,14 +50,16 @@ pub struct RunReport {
     pub first_op: Option<Duration>,
 }
 
-/// One client per process, talking to node `process % nodes`.
+/// One client per process, talking to node `(process % concurrency) % nodes`: a retired
+/// process's replacement talks to the same node.
 pub fn client_factory(spec: &RunSpec, client_addrs: &[(NodeId, String)]) -> ClientFactory {
     let addrs = client_addrs.to_vec();
+    let concurrency = spec.concurrency as u64;
     let kind = spec.workload;
     let target = spec.target.clone();
     let options = spec.workload_options();
     Arc::new(move |process| {
-        let (node, addr) = &addrs[(process as usize) % addrs.len()];
+        let (node, addr) = &addrs[((process % concurrency) as usize) % addrs.len()];
         let client = workloads::workload::target_client(kind, &target, addr.clone(), &options);
         (client, node.clone())
     })

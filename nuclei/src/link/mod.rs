@@ -4,8 +4,9 @@
 //! Bytes from the connecting side to the upstream travel [`Direction::Forward`], the upstream's
 //! answers [`Direction::Backward`]. Each direction can be faulted on its own:
 //!
-//! - **Blackholed**, like an iptables DROP rule: bytes sent are silently lost (also those still
-//!   queued behind a delay when the cut starts). A new connection is accepted but never reaches
+//! - **Blackholed**, like an iptables DROP rule under TCP: nothing gets through, and an open
+//!   connection stalls (the proxy stops reading it) and resumes intact at the heal, as TCP's
+//!   retransmissions would make it; no message is ever torn. A new connection is accepted but never reaches
 //!   the upstream while the forward direction is cut, so callers hang until their own timeouts
 //!   fire, exactly as across a real partition. A connection whose only backward direction is cut
 //!   is opened, so a one-way partition stays one-way at the message level (the upstream hears
@@ -139,7 +140,7 @@ impl LinkProxy {
             .faults(direction)
             .blackholed
             .store(on, Ordering::SeqCst);
-        if !on && direction == Direction::Forward {
+        if !on {
             self.state.healed.notify_waiters();
         }
     }
@@ -241,7 +242,7 @@ async fn connect(inbound: TcpStream, state: Arc<LinkState>) {
     // Each direction ends on its own (a FIN is passed on once its queue is delivered); an
     // error in either ends both, like a reset.
     let _ = tokio::try_join!(
-        pump::run(in_read, out_write, &state.forward),
-        pump::run(out_read, in_write, &state.backward),
+        pump::run(in_read, out_write, &state.forward, &state.healed),
+        pump::run(out_read, in_write, &state.backward, &state.healed),
     );
 }

@@ -10,6 +10,7 @@ use std::io;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::Notify;
 use tokio::time::{sleep_until, Instant};
 
 /// Chunks waiting for their delivery time; beyond this reading waits, so a slow link pushes
@@ -27,10 +28,15 @@ pub const MAX_RETRANSMITS: u32 = 5;
 /// queued chunk is delivered) or either side fails. One loop does both halves: a chunk that is
 /// due at once, with nothing queued before it, is written straight through (a healthy link
 /// costs one read and one write), others wait in order for their delivery time.
+///
+/// While the direction is cut, nothing is read or delivered: the stream stalls and resumes
+/// intact at the heal, as a TCP connection across an iptables DROP does (TCP retransmits what
+/// was dropped), so a partition never tears a message in the middle of an open connection.
 pub(super) async fn run(
     mut from: OwnedReadHalf,
     mut to: OwnedWriteHalf,
     faults: &Faults,
+    healed: &Notify,
 ) -> io::Result<()> {
     let mut schedule = Schedule::new(StdRng::from_entropy());
     let mut buffer = vec![0u8; 16 * 1024];
@@ -40,6 +46,16 @@ pub(super) async fn run(
         if ended && queued.is_empty() {
             return to.shutdown().await;
         }
+        if faults.blackholed() {
+            // Register before looking again, so a heal in between is not missed.
+            let heal = healed.notified();
+            tokio::pin!(heal);
+            heal.as_mut().enable();
+            if faults.blackholed() {
+                heal.await;
+            }
+            continue;
+        }
         let due = queued.front().map(|(at, _)| *at);
         tokio::select! {
             read = from.read(&mut buffer), if !ended && queued.len() < QUEUE => {
@@ -48,20 +64,16 @@ pub(super) async fn run(
                     ended = true;
                     continue;
                 }
-                if faults.blackholed() {
-                    continue;
-                }
                 let at = schedule.delivery(faults.quality(), Instant::now());
-                if queued.is_empty() && at <= Instant::now() {
+                if queued.is_empty() && at <= Instant::now() && !faults.blackholed() {
                     to.write_all(&buffer[..n]).await?;
                 } else {
                     queued.push_back((at, buffer[..n].to_vec()));
                 }
             }
             _ = sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
-                let (_, bytes) = queued.pop_front().expect("a chunk is due");
-                // Bytes in flight when the link is cut are lost too.
                 if !faults.blackholed() {
+                    let (_, bytes) = queued.pop_front().expect("a chunk is due");
                     to.write_all(&bytes).await?;
                 }
             }

@@ -47,6 +47,15 @@ async fn passes(from: &mut TcpStream, to: &mut TcpStream, bytes: &[u8]) -> bool 
     }
 }
 
+/// True if exactly `bytes` arrive on `to` within 2 s.
+async fn arrives(to: &mut TcpStream, bytes: &[u8]) -> bool {
+    let mut buf = vec![0u8; bytes.len()];
+    match timeout(Duration::from_secs(2), to.read_exact(&mut buf)).await {
+        Ok(Ok(_)) => buf == bytes,
+        _ => false,
+    }
+}
+
 /// A proxy in front of a listener the test holds, and one connection through it:
 /// (proxy, the connecting side, the upstream side).
 async fn connected_pair() -> (LinkProxy, TcpStream, TcpStream) {
@@ -96,11 +105,14 @@ async fn a_one_way_blackhole_drops_only_its_direction() {
     assert!(!passes(&mut server, &mut client, b"bwd1").await);
 
     proxy.set_direction_blackholed(Direction::Backward, false);
+    // What the cut held back arrives at the heal, intact and in order, as over TCP.
+    assert!(arrives(&mut client, b"bwd1").await);
     proxy.set_direction_blackholed(Direction::Forward, true);
     assert!(!passes(&mut client, &mut server, b"fwd2").await);
     assert!(passes(&mut server, &mut client, b"bwd2").await);
 
     proxy.set_direction_blackholed(Direction::Forward, false);
+    assert!(arrives(&mut server, b"fwd2").await);
     assert!(passes(&mut client, &mut server, b"fwd3").await);
     assert!(passes(&mut server, &mut client, b"bwd3").await);
 }

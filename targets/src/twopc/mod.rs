@@ -101,6 +101,11 @@ pub struct Args {
     /// sending the commit to participants (a deterministic window in which a test cuts links).
     #[arg(long, default_value_t = 0)]
     pub hold_commit_ms: u64,
+    /// Coordinator: after one participant acknowledges a commit, wait this long before telling
+    /// the next (a slow coordinator: for that long, some participants know the outcome and
+    /// others do not, the window a crash must not turn into a lost decision).
+    #[arg(long, default_value_t = 0)]
+    pub stagger_commit_ms: u64,
 }
 
 /// Runs one twopc node until SIGTERM/SIGINT.

@@ -124,6 +124,18 @@ async fn serve(stream: tokio::net::TcpStream, shared: Arc<Mutex<Shared>>) {
     let mut lines = BufReader::new(read).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         let request: Request = serde_json::from_str(&line).expect("the client sends requests");
+        if request.op == Op::Status {
+            // The connection handshake, answered like a node does: at once, by itself.
+            let status = Response {
+                id: request.id,
+                reply: Reply::ok(json!({"id": "n1", "role": "replica"})),
+            };
+            let line = serde_json::to_string(&status).unwrap() + "\n";
+            if write.write_all(line.as_bytes()).await.is_err() {
+                return;
+            }
+            continue;
+        }
         let action = {
             let mut s = shared.lock().unwrap();
             s.log.push(request.op.clone());

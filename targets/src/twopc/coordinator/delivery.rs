@@ -6,20 +6,21 @@ use crate::twopc::{COMPACT_AFTER, RETRY, RPC_TIMEOUT};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::task::JoinSet;
 
 /// Abort decisions are pushed this many rounds at most; after that presumed abort covers any
 /// participant still prepared (it asks and hears abort).
 const ABORT_ROUNDS: u32 = 3;
 
 impl Coordinator {
-    /// Pushes a decision to the participants until each acknowledges it (aborts: a few rounds).
+    /// Pushes a decision to the participants until each acknowledges it (aborts: a few rounds),
+    /// after `hold`, waiting `stagger` after each acknowledgement before the next participant.
     pub(super) async fn deliver(
         self: Arc<Self>,
         txn: TxnId,
         participants: Vec<String>,
         commit: bool,
         hold: Duration,
+        stagger: Duration,
     ) {
         if !hold.is_zero() {
             tracing::info!(%txn, ?hold, "holding the commit (--hold-commit-ms)");
@@ -28,22 +29,18 @@ impl Coordinator {
         let mut pending: BTreeSet<String> = participants.into_iter().collect();
         let mut rounds = 0;
         while !pending.is_empty() {
-            let mut acks = JoinSet::new();
+            // One participant at a time, each acknowledged before the next is told: simple,
+            // and it leaves a window in which a crash has told some participants and not
+            // others, which is exactly what the decision log is for.
+            let mut acked = Vec::new();
             for participant in &pending {
                 let Some(peer) = self.peers.get(participant).cloned() else {
                     tracing::error!(%txn, %participant, "decision for an unknown participant");
                     continue;
                 };
-                acks.spawn(async move {
-                    let msg = Msg::Decide { txn, commit };
-                    (
-                        peer.id.clone(),
-                        peer.call::<_, Answer>(&msg, RPC_TIMEOUT).await,
-                    )
-                });
-            }
-            let mut acked = Vec::new();
-            while let Some(Ok((participant, answer))) = acks.join_next().await {
+                let msg = Msg::Decide { txn, commit };
+                let answer = peer.call::<_, Answer>(&msg, RPC_TIMEOUT).await;
+                let participant = participant.clone();
                 match answer {
                     Ok(Answer::Decided { outcome }) => {
                         let contrary = match outcome {
@@ -58,6 +55,9 @@ impl Coordinator {
                             );
                         }
                         acked.push(participant);
+                        if !stagger.is_zero() && acked.len() < pending.len() {
+                            tokio::time::sleep(stagger).await;
+                        }
                     }
                     Ok(other) => tracing::warn!(%txn, %participant, ?other, "decision not taken"),
                     Err(e) => tracing::debug!(%txn, "decision to {participant}: {e}"),

@@ -55,6 +55,7 @@ pub struct Coordinator {
     wal: Wal,
     request_timeout: Duration,
     hold_commit: Duration,
+    stagger_commit: Duration,
     no_decision_log: bool,
 }
 
@@ -114,6 +115,7 @@ impl Coordinator {
             wal,
             request_timeout: Duration::from_millis(args.request_timeout_ms),
             hold_commit: Duration::from_millis(args.hold_commit_ms),
+            stagger_commit: Duration::from_millis(args.stagger_commit_ms),
             no_decision_log,
         });
         {
@@ -130,7 +132,13 @@ impl Coordinator {
         }
         for r in recovered {
             let me = coordinator.clone();
-            tokio::spawn(me.deliver(r.txn, r.participants, r.commit, Duration::ZERO));
+            tokio::spawn(me.deliver(
+                r.txn,
+                r.participants,
+                r.commit,
+                Duration::ZERO,
+                Duration::ZERO,
+            ));
         }
         tracing::info!(epoch, "coordinator ready");
         Ok(coordinator)
@@ -250,12 +258,15 @@ impl Coordinator {
             t.decision = Some(commit);
         }
         drop(guard);
-        let hold = if commit {
-            self.hold_commit
+        let (hold, stagger) = if commit {
+            (self.hold_commit, self.stagger_commit)
         } else {
-            Duration::ZERO
+            (Duration::ZERO, Duration::ZERO)
         };
-        tokio::spawn(self.clone().deliver(txn, participants, commit, hold));
+        tokio::spawn(
+            self.clone()
+                .deliver(txn, participants, commit, hold, stagger),
+        );
         match refusal {
             None => {
                 tracing::debug!(%txn, "committed");
