@@ -34,8 +34,8 @@ pub struct HistoryStats {
     /// Invoked and never completed (the controller stopped first).
     pub open: usize,
     pub nemesis_events: usize,
-    /// Per function: ok / fail / info counts.
-    pub by_f: BTreeMap<String, [usize; 3]>,
+    /// Per function: ok / fail / info / never completed counts.
+    pub by_f: BTreeMap<String, [usize; 4]>,
 }
 
 /// Reads `history` (a `history.jsonl`) and runs `specs` on it.
@@ -133,12 +133,9 @@ fn run_checker(
                 Verdict::Valid if nothing => Verdict::Unknown,
                 other => other,
             };
-            (
-                "linearizable".into(),
-                verdict,
-                summary,
-                serde_json::to_value(&result)?,
-            )
+            let mut value = serde_json::to_value(&result)?;
+            value["valid"] = serde_json::to_value(verdict)?;
+            ("linearizable".into(), verdict, summary, value)
         }
         CheckerSpec::Bank {
             accounts,
@@ -170,6 +167,8 @@ fn generic(name: &str, value: Value, nothing_checked: bool) -> (String, Verdict,
         Some(true) if !nothing_checked => Verdict::Valid,
         _ => Verdict::Unknown,
     };
+    let mut value = value;
+    value["valid"] = serde_json::to_value(verdict).unwrap_or(Value::Null);
     (name.to_string(), verdict, summary, value)
 }
 
@@ -208,7 +207,7 @@ fn stats(history: &History, ops: &[Operation]) -> HistoryStats {
         let slot = match (op.outcome, op.ret) {
             (_, None) => {
                 stats.open += 1;
-                2
+                3
             }
             (checkers::Outcome::Ok, _) => {
                 stats.ok += 1;

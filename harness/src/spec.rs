@@ -273,8 +273,8 @@ impl SpecFile {
             bail!("time-limit: must be more than 0 (e.g. 30s)");
         }
         let concurrency = self.concurrency.unwrap_or(defaults::CONCURRENCY);
-        if concurrency == 0 {
-            bail!("concurrency: must be at least 1");
+        if !(1..=10_000).contains(&concurrency) {
+            bail!("concurrency: must be between 1 and 10000, got {concurrency}");
         }
         let rate = self.rate.unwrap_or(defaults::RATE);
         if !(rate.is_finite() && (MIN_RATE..=MAX_RATE).contains(&rate)) {
@@ -296,8 +296,9 @@ impl SpecFile {
         }
         let keys_per_window = self.keys_per_window.unwrap_or(4);
         let ops_per_key = self.ops_per_key.unwrap_or(100);
-        if keys_per_window == 0 || ops_per_key == 0 {
-            bail!("keys-per-window and ops-per-key: must be at least 1");
+        if !(1..=100_000).contains(&keys_per_window) || !(1..=1_000_000_000).contains(&ops_per_key)
+        {
+            bail!("keys-per-window (1 to 100000) and ops-per-key (1 to 10^9): out of range");
         }
         let workload_name = workload.to_string();
         let name = match &self.name {
@@ -372,6 +373,9 @@ impl SpecFile {
         }
         let wants = |kind| spec.nemesis.contains(&kind);
         if wants(nuclei::nemesis::FaultKind::Partition) && spec.partitions.is_empty() {
+            if self.partitions.is_some() {
+                bail!("partitions: the partition fault needs at least one partition shape");
+            }
             bail!("nemesis: a partition needs at least 2 nodes; the cluster has {nodes}");
         }
         if !spec.nemesis.is_empty() {
@@ -471,11 +475,15 @@ where
 fn check_name(name: &str) -> anyhow::Result<String> {
     let ok = !name.is_empty()
         && !name.starts_with('.')
+        && name != "latest"
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
     if !ok {
-        bail!("name: {name:?} must be letters, digits, '-', '_' or '.' (it names a directory)");
+        bail!(
+            "name: {name:?} must be letters, digits, '-', '_' or '.' and not \"latest\" (it names \
+             a directory)"
+        );
     }
     Ok(name.to_string())
 }

@@ -88,7 +88,7 @@ impl RunDir {
             (test_dir.join("latest"), PathBuf::from(stamp)),
         ];
         for (link, target) in links {
-            let partial = link.with_file_name(".latest.partial");
+            let partial = link.with_file_name(format!(".latest.{}.partial", std::process::id()));
             let _ = std::fs::remove_file(&partial);
             let linked = std::os::unix::fs::symlink(&target, &partial)
                 .and_then(|()| std::fs::rename(&partial, &link));

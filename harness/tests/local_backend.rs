@@ -209,8 +209,11 @@ async fn kill_start_pause_resume_and_degrade() {
     let reply = Client::new(addr_of(&cluster, "n3"))
         .call(Op::Status, Duration::from_millis(500))
         .await;
-    // A fresh client's handshake gets no answer from a paused node: nothing was sent, so the
-    // call certainly did not happen.
+    assert!(matches!(reply, Reply::Unknown { .. }), "{reply:?}");
+    // A proven client's handshake gets no answer: nothing was sent, so it certainly failed.
+    let reply = Client::proven(addr_of(&cluster, "n3"))
+        .call(Op::Status, Duration::from_millis(500))
+        .await;
     assert!(matches!(reply, Reply::Fail { .. }), "{reply:?}");
     cluster.resume("n3").await.unwrap();
     assert_eq!(cluster.node_states()["n3"], NodeState::Running);

@@ -1,7 +1,8 @@
 //! An async client for `fissure-node`, used by workloads and tests.
 //!
-//! One connection, one operation in flight. A fresh connection is proven with a `status` round
-//! trip before any operation goes over it. The client never guesses: a request that was never
+//! One connection, one operation in flight. A [`Client::proven`] client proves each fresh
+//! connection with a `status` round trip before any operation goes over it. The client never
+//! guesses: a request that was never
 //! sent is a `fail`, anything after sending that is not a response (timeout, reset) is `unknown`,
 //! and the connection is then dropped so a late response cannot be mistaken for the next one's.
 
@@ -22,6 +23,7 @@ pub struct Client {
     addr: String,
     connection: Option<Connection>,
     next_id: u64,
+    prove: bool,
 }
 
 impl Client {
@@ -31,6 +33,19 @@ impl Client {
             addr: addr.into(),
             connection: None,
             next_id: 1,
+            prove: false,
+        }
+    }
+
+    /// A client that proves each new connection with a `status` round trip (at most half the
+    /// operation's time limit) before sending an operation over it. A proxy or load balancer
+    /// accepts connections even when the node behind it is down or paused; with the proof, an
+    /// unreachable node makes the operation a certain `fail` (nothing was sent) instead of an
+    /// `unknown`. What workloads use.
+    pub fn proven(addr: impl Into<String>) -> Client {
+        Client {
+            prove: true,
+            ..Client::new(addr)
         }
     }
 
@@ -57,20 +72,24 @@ impl Client {
                         reader: BufReader::new(read),
                         writer: write,
                     };
-                    // A proxy (or load balancer) accepts even when the node behind it is down
-                    // or paused; a `status` round trip proves a node is there before the
-                    // operation is sent, so an unreachable node is a certain `fail`, not an
-                    // `unknown`.
-                    match timeout_at(deadline, handshake(&mut connection)).await {
-                        Ok(Ok(())) => self.connection = Some(connection),
-                        Ok(Err(e)) => {
-                            return Reply::fail(format!("no node reachable at {}: {e}", self.addr))
-                        }
-                        Err(_) => {
-                            return Reply::fail(format!(
-                                "no node answered at {} within {limit:?}",
-                                self.addr
-                            ))
+                    if !self.prove {
+                        self.connection = Some(connection);
+                    } else {
+                        match timeout(limit / 2, handshake(&mut connection)).await {
+                            Ok(Ok(())) => self.connection = Some(connection),
+                            Ok(Err(e)) => {
+                                return Reply::fail(format!(
+                                    "no node reachable at {}: {e}",
+                                    self.addr
+                                ))
+                            }
+                            Err(_) => {
+                                return Reply::fail(format!(
+                                    "no node answered at {} within {:?}",
+                                    self.addr,
+                                    limit / 2
+                                ))
+                            }
                         }
                     }
                 }

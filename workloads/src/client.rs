@@ -80,7 +80,7 @@ pub(crate) struct Conn {
 impl Conn {
     pub(crate) fn new(addr: String) -> Self {
         Self {
-            inner: targets::client::Client::new(addr.clone()),
+            inner: targets::client::Client::proven(addr.clone()),
             addr,
         }
     }
@@ -96,7 +96,7 @@ impl Conn {
         match tokio::time::timeout(left, self.inner.call(op, left)).await {
             Ok(reply) => reply,
             Err(_) => {
-                self.inner = targets::client::Client::new(self.addr.clone());
+                self.inner = targets::client::Client::proven(self.addr.clone());
                 Reply::unknown(format!("no answer from {} within {left:?}", self.addr))
             }
         }

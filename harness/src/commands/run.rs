@@ -119,6 +119,28 @@ pub async fn execute(spec: RunSpec, launched: Instant) -> anyhow::Result<u8> {
     let events = events?;
     tracing::info!(events, "history closed");
 
+    let first_op = report.first_op.map(|d| cluster_ready + d);
+    let run_facts = json!({
+        "interrupted": report.interrupted,
+        "faults_requested": !spec.nemesis.is_empty(),
+        "faults_applied": report.nemesis.applied,
+        "fault_errors": report.nemesis.errors,
+        "heal_error": report.nemesis.heal_error,
+        "shutdown_error": shutdown.as_ref().err().map(|e| format!("{e:#}")),
+        "clock_mechanism": cluster.clock_mechanism(),
+        "first_op_ms": first_op.map(|d| d.as_secs_f64() * 1e3),
+        "cluster_ready_ms": cluster_ready.as_secs_f64() * 1e3,
+    });
+    // What the run saw is stored before checking, so a check cut short (Ctrl-C) can be
+    // redone later with `fissure check <run-dir>` without losing it.
+    run.write_json(
+        "results.json",
+        &json!({
+            "valid": "unknown",
+            "reason": "not checked yet: run fissure check on this folder",
+            "run": run_facts,
+        }),
+    )?;
     eprintln!("checking {events} events...");
     // Ctrl-C from here on cannot lose anything: the history is on disk.
     let history = run.history();
@@ -133,18 +155,6 @@ pub async fn execute(spec: RunSpec, launched: Instant) -> anyhow::Result<u8> {
             return Ok(EXIT_ERROR);
         }
     };
-    let first_op = report.first_op.map(|d| cluster_ready + d);
-    let run_facts = json!({
-        "interrupted": report.interrupted,
-        "faults_requested": !spec.nemesis.is_empty(),
-        "faults_applied": report.nemesis.applied,
-        "fault_errors": report.nemesis.errors,
-        "heal_error": report.nemesis.heal_error,
-        "shutdown_error": shutdown.as_ref().err().map(|e| format!("{e:#}")),
-        "clock_mechanism": cluster.clock_mechanism(),
-        "first_op_ms": first_op.map(|d| d.as_secs_f64() * 1e3),
-        "cluster_ready_ms": cluster_ready.as_secs_f64() * 1e3,
-    });
     results.apply_caveats(&analysis::caveats(Some(&run_facts)));
     let verdict = results.valid;
     let mut stored = serde_json::to_value(&results)?;

@@ -43,9 +43,6 @@ pub(super) async fn run(
     let mut queued: VecDeque<(Instant, Vec<u8>)> = VecDeque::new();
     let mut ended = false;
     loop {
-        if ended && queued.is_empty() {
-            return to.shutdown().await;
-        }
         if faults.blackholed() {
             // Register before looking again, so a heal in between is not missed.
             let heal = healed.notified();
@@ -55,6 +52,10 @@ pub(super) async fn run(
                 heal.await;
             }
             continue;
+        }
+        // Checked after the stall, so not even the FIN crosses a cut link.
+        if ended && queued.is_empty() {
+            return to.shutdown().await;
         }
         let due = queued.front().map(|(at, _)| *at);
         tokio::select! {

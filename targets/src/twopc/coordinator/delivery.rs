@@ -6,6 +6,7 @@ use crate::twopc::{COMPACT_AFTER, RETRY, RPC_TIMEOUT};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::task::JoinSet;
 
 /// Abort decisions are pushed this many rounds at most; after that presumed abort covers any
 /// participant still prepared (it asks and hears abort).
@@ -29,18 +30,44 @@ impl Coordinator {
         let mut pending: BTreeSet<String> = participants.into_iter().collect();
         let mut rounds = 0;
         while !pending.is_empty() {
-            // One participant at a time, each acknowledged before the next is told: simple,
-            // and it leaves a window in which a crash has told some participants and not
-            // others, which is exactly what the decision log is for.
+            // With a stagger, one participant at a time, each acknowledged before the next is
+            // told: for that long some participants know the outcome and others do not, the
+            // window the decision log is for. Otherwise all at once.
+            let answers: Vec<(String, Result<Answer, _>)> = if stagger.is_zero() {
+                let mut calls = JoinSet::new();
+                for participant in &pending {
+                    if let Some(peer) = self.known_peer(txn, participant) {
+                        calls.spawn(async move {
+                            let msg = Msg::Decide { txn, commit };
+                            (
+                                peer.id.clone(),
+                                peer.call::<_, Answer>(&msg, RPC_TIMEOUT).await,
+                            )
+                        });
+                    }
+                }
+                let mut answers = Vec::new();
+                while let Some(Ok(answer)) = calls.join_next().await {
+                    answers.push(answer);
+                }
+                answers
+            } else {
+                let mut answers = Vec::new();
+                for participant in &pending {
+                    if let Some(peer) = self.known_peer(txn, participant) {
+                        let msg = Msg::Decide { txn, commit };
+                        let answer = peer.call::<_, Answer>(&msg, RPC_TIMEOUT).await;
+                        let told = answer.is_ok();
+                        answers.push((participant.clone(), answer));
+                        if told && answers.len() < pending.len() {
+                            tokio::time::sleep(stagger).await;
+                        }
+                    }
+                }
+                answers
+            };
             let mut acked = Vec::new();
-            for participant in &pending {
-                let Some(peer) = self.peers.get(participant).cloned() else {
-                    tracing::error!(%txn, %participant, "decision for an unknown participant");
-                    continue;
-                };
-                let msg = Msg::Decide { txn, commit };
-                let answer = peer.call::<_, Answer>(&msg, RPC_TIMEOUT).await;
-                let participant = participant.clone();
+            for (participant, answer) in answers {
                 match answer {
                     Ok(Answer::Decided { outcome }) => {
                         let contrary = match outcome {
@@ -55,9 +82,6 @@ impl Coordinator {
                             );
                         }
                         acked.push(participant);
-                        if !stagger.is_zero() && acked.len() < pending.len() {
-                            tokio::time::sleep(stagger).await;
-                        }
                     }
                     Ok(other) => tracing::warn!(%txn, %participant, ?other, "decision not taken"),
                     Err(e) => tracing::debug!(%txn, "decision to {participant}: {e}"),
@@ -78,6 +102,15 @@ impl Coordinator {
         }
         lock(&self.live).remove(&txn);
         lock(&self.done).push(txn);
+    }
+
+    /// The peer of `participant`, or `None` (logged) for a participant nobody knows.
+    fn known_peer(&self, txn: TxnId, participant: &str) -> Option<Arc<crate::rpc::Peer>> {
+        let peer = self.peers.get(participant).cloned();
+        if peer.is_none() {
+            tracing::error!(%txn, %participant, "decision for an unknown participant");
+        }
+        peer
     }
 
     /// Logs finished transactions as done, compacting the log when it has grown long.
