@@ -45,6 +45,25 @@ fn run(store: &Path, args: &[&str]) -> (Output, PathBuf) {
     (output, latest)
 }
 
+/// A short run (`SHORT` plus `args`, space separated) that must exit with `exit`: its folder
+/// (kept alive by the returned store) and its results.
+fn short_run(args: &str, exit: i32) -> (tempfile::TempDir, PathBuf, Output, Value) {
+    let store = tempfile::tempdir().unwrap();
+    let args: Vec<&str> = args
+        .split_whitespace()
+        .chain(SHORT.iter().copied())
+        .collect();
+    let (output, dir) = run(store.path(), &args);
+    assert_eq!(
+        output.status.code(),
+        Some(exit),
+        "{}",
+        explain(&output, &dir)
+    );
+    let results = results(&dir);
+    (store, dir, output, results)
+}
+
 fn results(dir: &Path) -> Value {
     let text = std::fs::read_to_string(dir.join("results.json")).expect("results.json");
     serde_json::from_str(&text).expect("results.json is JSON")
@@ -73,17 +92,7 @@ const SHORT: &[&str] = &[
 
 #[test]
 fn a_correct_raft_cluster_under_partitions_and_kills_is_valid() {
-    let store = tempfile::tempdir().unwrap();
-    let (output, dir) = run(
-        store.path(),
-        &[
-            &["--nodes", "3", "--nemesis", "partition,kill", "--seed", "1"],
-            SHORT,
-        ]
-        .concat(),
-    );
-    assert_eq!(output.status.code(), Some(0), "{}", explain(&output, &dir));
-    let results = results(&dir);
+    let (_store, dir, _, results) = short_run("--nodes 3 --nemesis partition,kill --seed 1", 0);
     assert_eq!(results["valid"], Value::Bool(true));
     assert!(results["stats"]["ok"].as_u64().unwrap() > 100, "{results}");
     assert!(results["run"]["faults_applied"].as_u64().unwrap() >= 4);
@@ -101,26 +110,8 @@ fn a_correct_raft_cluster_under_partitions_and_kills_is_valid() {
 
 #[test]
 fn stale_reads_in_raft_are_found_with_a_counterexample() {
-    let store = tempfile::tempdir().unwrap();
-    let (output, dir) = run(
-        store.path(),
-        &[
-            &[
-                "--nodes",
-                "3",
-                "--nemesis",
-                "partition",
-                "--bug",
-                "stale-read",
-                "--seed",
-                "1",
-            ],
-            SHORT,
-        ]
-        .concat(),
-    );
-    assert_eq!(output.status.code(), Some(1), "{}", explain(&output, &dir));
-    let results = results(&dir);
+    let args = "--nodes 3 --nemesis partition --bug stale-read --seed 1";
+    let (_store, _, output, results) = short_run(args, 1);
     assert_eq!(results["valid"], Value::Bool(false));
     let linearizable = &results["checkers"]["linearizable"];
     assert!(
@@ -132,85 +123,25 @@ fn stale_reads_in_raft_are_found_with_a_counterexample() {
 
 #[test]
 fn sloppy_quorums_are_found_under_partitions() {
-    let store = tempfile::tempdir().unwrap();
-    let (output, dir) = run(
-        store.path(),
-        &[
-            &[
-                "--target",
-                "quorum",
-                "--nodes",
-                "3",
-                "--nemesis",
-                "partition",
-                "--bug",
-                "sloppy-quorum",
-                "--seed",
-                "1",
-            ],
-            SHORT,
-        ]
-        .concat(),
-    );
-    assert_eq!(output.status.code(), Some(1), "{}", explain(&output, &dir));
-    assert_eq!(results(&dir)["valid"], Value::Bool(false));
+    let args = "--target quorum --nodes 3 --nemesis partition --bug sloppy-quorum --seed 1";
+    let (_store, _, _, results) = short_run(args, 1);
+    assert_eq!(results["valid"], Value::Bool(false));
 }
 
 #[test]
 fn a_coordinator_without_a_decision_log_breaks_the_bank_when_killed() {
-    let store = tempfile::tempdir().unwrap();
-    let (output, dir) = run(
-        store.path(),
-        &[
-            &[
-                "--target",
-                "twopc",
-                "--workload",
-                "bank",
-                "--nodes",
-                "3",
-                "--nemesis",
-                "kill",
-                "--nemesis-targets",
-                "primaries",
-                "--bug",
-                "no-decision-log",
-                "--seed",
-                "1",
-            ],
-            SHORT,
-        ]
-        .concat(),
-    );
-    assert_eq!(output.status.code(), Some(1), "{}", explain(&output, &dir));
-    let results = results(&dir);
+    let args = "--target twopc --workload bank --nodes 3 --nemesis kill \
+                --nemesis-targets primaries --bug no-decision-log --seed 1";
+    let (_store, _, _, results) = short_run(args, 1);
     assert_eq!(results["checkers"]["bank"]["valid"], Value::Bool(false));
 }
 
 #[test]
 fn a_correct_coordinator_keeps_the_bank_under_kills_and_partitions() {
-    let store = tempfile::tempdir().unwrap();
-    let (output, dir) = run(
-        store.path(),
-        &[
-            &[
-                "--target",
-                "twopc",
-                "--nodes",
-                "3",
-                "--nemesis",
-                "kill,partition",
-                "--nemesis-targets",
-                "primaries",
-                "--seed",
-                "1",
-            ],
-            SHORT,
-        ]
-        .concat(),
-    );
-    assert_eq!(output.status.code(), Some(0), "{}", explain(&output, &dir));
-    let bank = &results(&dir)["checkers"]["bank"];
+    let args = "--target twopc --nodes 3 --nemesis kill,partition --nemesis-targets primaries \
+                --seed 1";
+    let (_store, _, _, results) = short_run(args, 0);
+    let bank = &results["checkers"]["bank"];
     assert!(bank["checked_reads"].as_u64().unwrap() > 5, "{bank}");
 }
 
