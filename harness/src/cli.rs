@@ -112,7 +112,7 @@ pub struct CheckArgs {
     pub no_split: bool,
 
     /// Give up with verdict `unknown` after this long (e.g. 30s, 5m; 0 for no limit).
-    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    #[arg(long, default_value = "10m", value_parser = crate::spec::parse_duration)]
     pub time_limit: Duration,
 
     /// Give up with verdict `unknown` when the search's memory reaches this (e.g. 512MiB, 4GiB)
@@ -139,8 +139,4 @@ fn parse_format(s: &str) -> Result<Format, String> {
 
 fn parse_failures(s: &str) -> Result<FailureSemantics, String> {
     s.parse()
-}
-
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    crate::spec::parse_duration(s)
 }

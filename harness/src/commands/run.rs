@@ -56,7 +56,7 @@ pub async fn execute(spec: RunSpec, launched: Instant) -> anyhow::Result<u8> {
     let run = RunDir::create(&spec.store, &spec.name)?;
     logging::log_to(&run.log())?;
     tracing::info!(dir = %run.path.display(), seed = spec.seed, "run starting");
-    let workload =
+    let mut workload =
         workloads::workload::build(spec.workload, &spec.target, &spec.workload_options())
             .map_err(anyhow::Error::msg)?;
     run.write_json(
@@ -70,8 +70,7 @@ pub async fn execute(spec: RunSpec, launched: Instant) -> anyhow::Result<u8> {
             "started": humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
         }),
     )?;
-    let checker_specs = workload.checkers;
-    drop(workload.main);
+    let checker_specs = std::mem::take(&mut workload.checkers);
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let interrupt = tokio::spawn(watch_ctrl_c(stop_tx));
@@ -97,6 +96,7 @@ pub async fn execute(spec: RunSpec, launched: Instant) -> anyhow::Result<u8> {
     progress.attach(recorder.started());
     let report = runner::run_test(RunInputs {
         spec: spec.clone(),
+        workload,
         control,
         client_addrs,
         recorder: recorder.clone(),

@@ -10,7 +10,7 @@ use super::recorder::{Entry, Recorder};
 use checkers::{EventType, Process as HistoryProcess};
 use rand::rngs::StdRng;
 use serde_json::Value;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,7 +41,8 @@ impl Counters {
 /// What persists from one phase to the next: which processes exist, their clients, the rng.
 pub struct Driver {
     concurrency: u64,
-    free: BTreeSet<Process>,
+    /// Processes without an open operation, sorted (what `Context::free` wants, as is).
+    free: Vec<Process>,
     clients: HashMap<Process, (Box<dyn Client>, String)>,
     factory: ClientFactory,
     op_timeout: Duration,
@@ -123,19 +124,19 @@ impl Driver {
                 }
                 continue;
             }
-            let free: Vec<Process> = self.free.iter().copied().collect();
             let now = self.recorder.started().elapsed();
             let next = generator.next(&mut Context {
                 now,
-                free: &free,
+                free: &self.free,
                 busy,
                 rng: &mut self.rng,
             });
             match next {
                 Next::Invoke { process, op } => {
-                    if !self.free.remove(&process) {
+                    let Ok(at) = self.free.binary_search(&process) else {
                         anyhow::bail!("the generator invoked process {process}, which is busy");
-                    }
+                    };
+                    self.free.remove(at);
                     busy += 1;
                     self.invoke(process, op, done_tx.clone());
                 }
@@ -239,6 +240,12 @@ impl Driver {
         });
     }
 
+    fn free_up(&mut self, process: Process) {
+        if let Err(at) = self.free.binary_search(&process) {
+            self.free.insert(at, process);
+        }
+    }
+
     fn complete(&mut self, done: Done, generator: &mut dyn Generator) {
         let counter = match done.completion.outcome {
             Outcome::Ok => &self.counters.ok,
@@ -249,12 +256,12 @@ impl Driver {
         match done.client {
             Some(client) if done.completion.outcome != Outcome::Info => {
                 self.clients.insert(done.process, (client, done.node));
-                self.free.insert(done.process);
+                self.free_up(done.process);
             }
             // Retired; its client goes with it. The fresh number keeps the slot
             // (`process % concurrency`), and so the node, of the one it replaces.
             _ => {
-                self.free.insert(done.process + self.concurrency);
+                self.free_up(done.process + self.concurrency);
             }
         }
         generator.observe(&done.completion);

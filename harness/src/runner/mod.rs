@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use workloads::generator::{rate, time_limit, Generator};
+use workloads::workload::Workload;
 
 /// Seeds of a run's independent random streams, all derived from the one `--seed`.
 pub fn client_seed(seed: u64) -> u64 {
@@ -31,6 +32,8 @@ pub fn nemesis_seed(seed: u64) -> u64 {
 /// What a run needs from its surroundings.
 pub struct RunInputs {
     pub spec: RunSpec,
+    /// The spec's workload, built (its checkers are the caller's to keep).
+    pub workload: Workload,
     pub control: Arc<dyn ClusterControl>,
     /// Where clients connect, per node (in node order).
     pub client_addrs: Vec<(NodeId, String)>,
@@ -65,10 +68,17 @@ pub fn client_factory(spec: &RunSpec, client_addrs: &[(NodeId, String)]) -> Clie
     })
 }
 
+/// The workload's operations at the spec's total rate, through the main phase and recovery: the
+/// same schedule for a run and for its `--plan`.
+pub fn paced_main(spec: &RunSpec, main: Box<dyn Generator>) -> impl Generator {
+    time_limit(spec.time_limit + spec.recovery, rate(spec.rate, main))
+}
+
 /// Runs the test: main phase with the nemesis, heal, recovery, final reads.
 pub async fn run_test(inputs: RunInputs) -> anyhow::Result<RunReport> {
     let RunInputs {
         spec,
+        workload,
         control,
         client_addrs,
         recorder,
@@ -76,9 +86,6 @@ pub async fn run_test(inputs: RunInputs) -> anyhow::Result<RunReport> {
         counters,
         active_faults,
     } = inputs;
-    let workload =
-        workloads::workload::build(spec.workload, &spec.target, &spec.workload_options())
-            .map_err(anyhow::Error::msg)?;
     let factory = client_factory(&spec, &client_addrs);
     let mut driver = Driver::new(
         spec.concurrency,
@@ -106,10 +113,7 @@ pub async fn run_test(inputs: RunInputs) -> anyhow::Result<RunReport> {
 
     // The clients keep going through the heal and a recovery period, so the history shows
     // whether the system came back.
-    let mut main = time_limit(
-        spec.time_limit + spec.recovery,
-        rate(spec.rate, workload.main),
-    );
+    let mut main = paced_main(&spec, workload.main);
     tracing::info!(
         target = %spec.target,
         workload = %spec.workload,

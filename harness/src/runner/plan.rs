@@ -8,7 +8,7 @@ use crate::spec::RunSpec;
 use serde_json::{json, Value};
 use std::time::Duration;
 use workloads::generator::sim::{invocations, simulate, SimConfig};
-use workloads::generator::{limit, rate, time_limit, Outcome};
+use workloads::generator::{limit, Outcome};
 
 /// How long each simulated operation takes.
 const SIMULATED_LATENCY: Duration = Duration::from_millis(5);
@@ -19,13 +19,7 @@ pub fn plan(spec: &RunSpec, max_ops: u64) -> anyhow::Result<Vec<Value>> {
     let workload =
         workloads::workload::build(spec.workload, &spec.target, &spec.workload_options())
             .map_err(anyhow::Error::msg)?;
-    let mut generator = limit(
-        max_ops,
-        time_limit(
-            spec.time_limit + spec.recovery,
-            rate(spec.rate, workload.main),
-        ),
-    );
+    let mut generator = limit(max_ops, super::paced_main(spec, workload.main));
     let config = SimConfig {
         concurrency: spec.concurrency,
         seed: client_seed(spec.seed),

@@ -141,14 +141,6 @@ impl Recorder {
         }
         index
     }
-
-    /// How many events were recorded so far.
-    pub fn count(&self) -> u64 {
-        self.inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .next_index
-    }
 }
 
 impl Writer {

@@ -397,16 +397,16 @@ impl ClusterControl for LocalCluster {
                 Some(child) => process::reap(child)?.is_some(),
                 None => true,
             };
-            if exited {
-                proc.child = None;
-            } else if proc.state == NodeState::Paused {
-                let pid = proc.child.as_ref().map_or(0, |c| c.id());
-                process::signal(pid, Signal::SIGCONT)?;
-                proc.state = NodeState::Running;
-                return Ok(());
-            } else {
-                return Ok(());
+            if !exited {
+                // Running already; a paused node is resumed.
+                return signal_if(
+                    &mut proc,
+                    NodeState::Paused,
+                    Signal::SIGCONT,
+                    NodeState::Running,
+                );
             }
+            proc.child = None;
         }
         let (child, log_from) = self.spawn(i, None).await?;
         self.settle(i, child, log_from)
@@ -417,24 +417,24 @@ impl ClusterControl for LocalCluster {
     async fn pause(&self, id: &str) -> anyhow::Result<()> {
         let (_, node) = self.node(id)?;
         let _op = node.op.lock().await;
-        let mut proc = lock(&node.proc);
         // Pausing a node that is not running is a no-op, as killing a killed one is.
-        if let (NodeState::Running, Some(child)) = (proc.state, proc.child.as_ref()) {
-            process::signal(child.id(), Signal::SIGSTOP)?;
-            proc.state = NodeState::Paused;
-        }
-        Ok(())
+        signal_if(
+            &mut lock(&node.proc),
+            NodeState::Running,
+            Signal::SIGSTOP,
+            NodeState::Paused,
+        )
     }
 
     async fn resume(&self, id: &str) -> anyhow::Result<()> {
         let (_, node) = self.node(id)?;
         let _op = node.op.lock().await;
-        let mut proc = lock(&node.proc);
-        if let (NodeState::Paused, Some(child)) = (proc.state, proc.child.as_ref()) {
-            process::signal(child.id(), Signal::SIGCONT)?;
-            proc.state = NodeState::Running;
-        }
-        Ok(())
+        signal_if(
+            &mut lock(&node.proc),
+            NodeState::Paused,
+            Signal::SIGCONT,
+            NodeState::Running,
+        )
     }
 
     async fn set_clock_offset(&self, id: &str, offset_ms: i64) -> anyhow::Result<()> {
@@ -502,4 +502,19 @@ impl Drop for LocalCluster {
         }
         lock(&self.network).shutdown();
     }
+}
+
+/// Sends `signal` to the node's process and moves it to `to`, if it is in state `from`; a no-op
+/// otherwise (pausing a paused node, resuming a running one).
+fn signal_if(
+    proc: &mut Proc,
+    from: NodeState,
+    signal: Signal,
+    to: NodeState,
+) -> anyhow::Result<()> {
+    if let (true, Some(child)) = (proc.state == from, proc.child.as_ref()) {
+        process::signal(child.id(), signal)?;
+        proc.state = to;
+    }
+    Ok(())
 }
