@@ -27,6 +27,22 @@ pub enum Command {
     Check(CheckArgs),
     /// Rewrite a history in another format: EDN for Knossos or Elle, or Fissure's jsonl.
     Convert(ConvertArgs),
+    /// Manage clusters that outlive one run: up, down, status.
+    Cluster {
+        #[command(subcommand)]
+        action: ClusterAction,
+    },
+    /// Undo every fault a cluster's ledger lists (after a crashed or killed controller):
+    /// removes Fissure's iptables chains and netem, resumes paused targets, resets clocks,
+    /// restarts killed targets.
+    Heal(HealArgs),
+    /// Check what a backend needs and print which faults will work, with the fix for each.
+    Doctor(DoctorArgs),
+    /// The docker backend's node image.
+    Image {
+        #[command(subcommand)]
+        action: ImageAction,
+    },
     /// Run one node of a bundled system under test (what the local backend starts; the same as
     /// the `fissure-node` binary).
     #[command(hide = true)]
@@ -34,6 +50,69 @@ pub enum Command {
         #[command(subcommand)]
         node: Box<targets::cli::NodeCli>,
     },
+    /// Run a node's link daemon: link proxies steered by a faults file (latency without netem).
+    #[command(hide = true)]
+    Links {
+        /// The proxies to run (JSON: {"links":[{"name","listen","upstream"}]}).
+        #[arg(long)]
+        config: PathBuf,
+        /// The faults in force, re-read while running.
+        #[arg(long)]
+        faults: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterAction {
+    /// Start a cluster (containers on a network of their own, reached over SSH) and wait until
+    /// every node answers.
+    Up {
+        /// The cluster's name: containers are <name>-n1, <name>-n2, ...
+        #[arg(default_value = "fissure")]
+        name: String,
+        #[arg(long, default_value = "docker")]
+        backend: String,
+        #[arg(long, default_value_t = 5)]
+        nodes: usize,
+    },
+    /// Remove a cluster: its containers, network and state (key, pinned host keys, ledger).
+    Down {
+        #[arg(default_value = "fissure")]
+        name: String,
+        #[arg(long, default_value = "docker")]
+        backend: String,
+    },
+    /// Show clusters: nodes, containers, SSH, and faults their ledgers say are in force.
+    Status {
+        /// One cluster [default: all].
+        name: Option<String>,
+        #[arg(long, default_value = "docker")]
+        backend: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct HealArgs {
+    /// The cluster to heal [default: every known cluster].
+    pub cluster: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The backend to check: local or docker.
+    #[arg(long, default_value = "local")]
+    pub backend: String,
+    /// docker: check this cluster's nodes [default: a probe container made for the check].
+    #[arg(long)]
+    pub cluster: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageAction {
+    /// Build the node image now, even if it is cached, and print its reference.
+    Build,
+    /// Print the reference of the node image for this recipe (built or not).
+    Name,
 }
 
 /// `fissure run` (DESIGN.md §8). Every setting may also come from `--spec file.toml` (same names,

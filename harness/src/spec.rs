@@ -33,9 +33,13 @@ pub struct SpecFile {
     #[arg(long, value_delimiter = ',')]
     #[serde(default, deserialize_with = "text::list_opt")]
     pub nemesis: Option<Vec<String>>,
-    /// Where nodes run [default: local].
+    /// Where nodes run: local or docker [default: local].
     #[arg(long)]
     pub backend: Option<String>,
+    /// docker: run on this cluster (from `fissure cluster up`) instead of a cluster made for
+    /// the run and removed after it.
+    #[arg(long)]
+    pub cluster: Option<String>,
     /// Cluster size [default: 5].
     #[arg(long)]
     pub nodes: Option<usize>,
@@ -133,6 +137,7 @@ impl SpecFile {
             workload,
             nemesis,
             backend,
+            cluster,
             nodes,
             time_limit,
             concurrency,
@@ -160,6 +165,17 @@ impl SpecFile {
 pub enum BackendKind {
     /// `fissure node` processes on loopback, links through Fissure's proxies.
     Local,
+    /// A container per node, controlled over SSH.
+    Docker,
+}
+
+impl BackendKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Local => "local",
+            BackendKind::Docker => "docker",
+        }
+    }
 }
 
 impl FromStr for BackendKind {
@@ -167,10 +183,11 @@ impl FromStr for BackendKind {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "local" => Ok(BackendKind::Local),
-            "docker" | "ssh" | "vagrant" => Err(format!(
-                "the {s} backend is not built yet; use --backend local"
+            "docker" => Ok(BackendKind::Docker),
+            "ssh" | "vagrant" => Err(format!(
+                "the {s} backend is not built yet; use --backend local or docker"
             )),
-            other => Err(format!("unknown backend {other:?}; use local")),
+            other => Err(format!("unknown backend {other:?}; use local or docker")),
         }
     }
 }
@@ -184,6 +201,8 @@ pub struct RunSpec {
     pub workload: workloads::workload::WorkloadKind,
     pub nemesis: Vec<nuclei::nemesis::FaultKind>,
     pub backend: BackendKind,
+    /// docker: an existing cluster to run on (else one is made for the run).
+    pub cluster: Option<String>,
     pub nodes: usize,
     pub time_limit: Duration,
     pub concurrency: usize,
@@ -305,12 +324,20 @@ impl SpecFile {
             Some(name) => check_name(name)?,
             None => format!("{target}-{workload_name}"),
         };
+        if let Some(cluster) = &self.cluster {
+            if backend != BackendKind::Docker {
+                bail!("cluster: --cluster names a docker cluster; add --backend docker");
+            }
+            crate::backend::state::check_name(cluster)
+                .map_err(|e| anyhow::anyhow!("cluster: {e}"))?;
+        }
         let spec = RunSpec {
             name,
             target,
             workload,
             nemesis,
             backend,
+            cluster: self.cluster.clone(),
             nodes,
             time_limit,
             concurrency,
@@ -396,7 +423,8 @@ impl RunSpec {
             target: Some(self.target.clone()),
             workload: Some(self.workload.to_string()),
             nemesis: names(&strings(&self.nemesis)),
-            backend: Some("local".into()),
+            backend: Some(self.backend.name().into()),
+            cluster: self.cluster.clone(),
             nodes: Some(self.nodes),
             time_limit: Some(self.time_limit),
             concurrency: Some(self.concurrency),

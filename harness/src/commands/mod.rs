@@ -2,7 +2,9 @@
 
 pub mod check;
 mod check_output;
+mod cluster;
 mod convert;
+mod doctor;
 mod history_file;
 mod recheck;
 pub mod run;
@@ -16,8 +18,14 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Run(args) => run::run(*args),
         Command::Check(args) => check::run(args),
         Command::Convert(args) => convert::run(args),
-        Command::Node { .. } => {
-            anyhow::bail!("`fissure node` runs in its own process (crate::main)")
+        Command::Cluster { action } => cluster::run(action),
+        Command::Heal(args) => cluster::heal(args),
+        Command::Doctor(args) => doctor::run(args),
+        Command::Image { action } => cluster::image(action),
+        Command::Node { .. } | Command::Links { .. } => {
+            anyhow::bail!(
+                "`fissure node` and `fissure links` run in their own process (crate::main)"
+            )
         }
     }
 }

@@ -6,9 +6,10 @@
 use super::run_output::{self, Progress};
 use crate::analysis;
 use crate::backend::local::{LocalCluster, LocalConfig};
+use crate::backend::{docker, RunCluster};
 use crate::cli::RunArgs;
 use crate::runner::{self, recorder, RunInputs};
-use crate::spec::{RunSpec, SpecFile};
+use crate::spec::{BackendKind, RunSpec, SpecFile};
 use crate::store::RunDir;
 use crate::{logging, profile, EXIT_ERROR, EXIT_INVALID, EXIT_UNKNOWN, EXIT_VALID};
 use anyhow::Context;
@@ -79,7 +80,7 @@ pub async fn execute(spec: RunSpec, launched: Instant) -> anyhow::Result<u8> {
 
     let cluster = start_cluster(&spec, &run, stop_rx.clone()).await;
     let cluster = match cluster {
-        Ok(cluster) => Arc::new(cluster),
+        Ok(cluster) => cluster,
         Err(e) => {
             progress.finish();
             interrupt.abort();
@@ -87,7 +88,7 @@ pub async fn execute(spec: RunSpec, launched: Instant) -> anyhow::Result<u8> {
         }
     };
     let client_addrs = cluster.client_addrs();
-    let control: Arc<dyn ClusterControl> = cluster.clone();
+    let control: Arc<dyn ClusterControl> = cluster.clone().control();
 
     let (recorder, writer) = recorder::open(&run.history(), Instant::now())?;
     run.link_latest();
@@ -171,22 +172,44 @@ async fn start_cluster(
     spec: &RunSpec,
     run: &RunDir,
     mut stop: watch::Receiver<bool>,
-) -> anyhow::Result<LocalCluster> {
-    let program = node_program()?;
-    let config = LocalConfig {
-        target: spec.target.clone(),
-        nodes: spec.nodes,
-        node_args: (0..spec.nodes)
-            .map(|i| profile::node_args(&spec.target, spec.nodes, i, spec.bug.as_deref()))
-            .collect(),
-        program,
-        program_args: vec!["node".into()],
-        dir: run.nodes(),
-        start_timeout: Duration::from_secs(20),
-    };
-    tokio::select! {
-        cluster = LocalCluster::start(config) => cluster,
-        _ = stop.changed() => anyhow::bail!("interrupted while the cluster was starting"),
+) -> anyhow::Result<Arc<dyn RunCluster>> {
+    let node_args: Vec<Vec<String>> = (0..spec.nodes)
+        .map(|i| profile::node_args(&spec.target, spec.nodes, i, spec.bug.as_deref()))
+        .collect();
+    match spec.backend {
+        BackendKind::Local => {
+            let starting = LocalCluster::start(LocalConfig {
+                target: spec.target.clone(),
+                nodes: spec.nodes,
+                node_args,
+                program: node_program()?,
+                program_args: vec!["node".into()],
+                dir: run.nodes(),
+                start_timeout: Duration::from_secs(20),
+            });
+            tokio::select! {
+                cluster = starting => Ok(Arc::new(cluster?)),
+                _ = stop.changed() => anyhow::bail!("interrupted while the cluster was starting"),
+            }
+        }
+        // Not cancelled midway: a half-made docker cluster would outlive us. Its steps are
+        // bounded by timeouts; an interruption is honoured once it is up, by taking it down.
+        BackendKind::Docker => {
+            let cluster = docker::start_for_run(docker::RunRequest {
+                cluster: spec.cluster.clone(),
+                target: spec.target.clone(),
+                node_args,
+                logs_dir: run.nodes(),
+            })
+            .await?;
+            if *stop.borrow() {
+                if let Err(e) = cluster.shutdown().await {
+                    tracing::error!("shutting the cluster down: {e:#}");
+                }
+                anyhow::bail!("interrupted while the cluster was starting");
+            }
+            Ok(Arc::new(cluster))
+        }
     }
 }
 

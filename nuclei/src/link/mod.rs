@@ -18,7 +18,11 @@
 //!   an intact stream: with probability `loss` a chunk is "lost" and held for a retransmission
 //!   timeout (200 ms, doubling for each consecutive loss of the same chunk, capped), holding
 //!   back everything behind it (head-of-line blocking), then delivered.
+//!
+//! [`daemon`] runs a set of these proxies inside a node, steered by a faults file, for nodes
+//! whose kernel lacks tc netem.
 
+pub mod daemon;
 mod pump;
 #[cfg(test)]
 mod tests;

@@ -50,8 +50,6 @@ pub struct LocalConfig {
 const PORT_ATTEMPTS: usize = 3;
 /// How long a SIGTERMed node may take to stop cleanly before it is SIGKILLed.
 const TERM_GRACE: Duration = Duration::from_secs(3);
-/// How long `primaries` waits for each node's status.
-const STATUS_TIMEOUT: Duration = Duration::from_millis(500);
 
 struct Node {
     spec: NodeSpec,
@@ -443,33 +441,8 @@ impl ClusterControl for LocalCluster {
     }
 
     async fn primaries(&self) -> anyhow::Result<Vec<NodeId>> {
-        let mut asks = tokio::task::JoinSet::new();
-        for node in &self.nodes {
-            let Some(addr) = self.running_addr(node) else {
-                continue;
-            };
-            asks.spawn(async move {
-                let reply = targets::client::Client::new(addr)
-                    .call(targets::protocol::Op::Status, STATUS_TIMEOUT)
-                    .await;
-                match reply {
-                    targets::protocol::Reply::Ok { value } => {
-                        targets::protocol::NodeStatus::from_value(&value).ok()
-                    }
-                    _ => None,
-                }
-            });
-        }
-        let mut primaries = Vec::new();
-        while let Some(answer) = asks.join_next().await {
-            if let Ok(Some(status)) = answer {
-                if status.is_primary() {
-                    primaries.push(status.id);
-                }
-            }
-        }
-        primaries.sort();
-        Ok(primaries)
+        let addrs = self.nodes.iter().filter_map(|n| self.running_addr(n));
+        Ok(super::status::primaries_at(addrs.collect()).await)
     }
 
     fn node_states(&self) -> BTreeMap<NodeId, NodeState> {

@@ -1,0 +1,502 @@
+//! Nodes reached only over SSH (docker containers today; VMs and hosts use the same code): the
+//! bundled target installed and started on each, faults through
+//! [`nuclei::ssh_faults::SshFaults`], logs brought back into the run's directory.
+
+pub mod setup;
+
+use crate::backend::state::ClusterState;
+use crate::backend::{status, RunCluster};
+use anyhow::{bail, Context};
+use nuclei::control::{ClusterControl, Grudge, LinkQuality, NodeId, NodeState};
+use nuclei::remote::{Fleet, HostKeys, Remote, RemoteOptions, SshTarget};
+use nuclei::ssh_faults::ledger::Ledger;
+use nuclei::ssh_faults::{commands, LatencyMechanism, SshFaults, SshNode};
+use setup::{NodeLayout, Peer, CLIENT_PORT};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long setup and stop commands may take on a node.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The SSH handles of every node of `cluster`, with its key and pinned host keys.
+pub fn fleet(cluster: &ClusterState) -> anyhow::Result<Fleet> {
+    let host_keys = HostKeys::open(&cluster.known_hosts())?;
+    let remotes = cluster
+        .nodes
+        .iter()
+        .map(|node| {
+            Remote::new(
+                SshTarget {
+                    node: node.id.clone(),
+                    host: node.ip.clone(),
+                    port: 22,
+                    user: "root".into(),
+                    key: cluster.key(),
+                },
+                host_keys.clone(),
+                RemoteOptions::default(),
+            )
+        })
+        .collect();
+    Ok(Fleet::new(remotes))
+}
+
+/// Whether the nodes' kernel has tc netem: "netem:<device>" if so, else "link-daemon".
+pub async fn probe_latency_mechanism(fleet: &Fleet) -> anyhow::Result<String> {
+    let first = fleet.remotes().first().context("a cluster without nodes")?;
+    let probe = format!(
+        "dev=$(ip -4 route show default | awk '{{print $5; exit}}'); \
+         if {}; then echo \"netem:${{dev:-eth0}}\"; else echo link-daemon; fi",
+        commands::probe_netem()
+    );
+    let answer = first.exec_ok(&probe, SETUP_TIMEOUT).await?;
+    Ok(answer.trim().to_string())
+}
+
+/// The latency mechanism recorded in the cluster's state.
+pub fn latency_mechanism(cluster: &ClusterState) -> LatencyMechanism {
+    match cluster.latency.strip_prefix("netem:") {
+        Some(device) => LatencyMechanism::Netem {
+            device: device.into(),
+        },
+        None if cluster.latency == "link-daemon" => LatencyMechanism::LinkDaemon,
+        None => LatencyMechanism::Unavailable {
+            why: format!("unknown latency mechanism {:?}", cluster.latency),
+        },
+    }
+}
+
+/// Fault control over the cluster's nodes, with its ledger.
+pub fn faults(cluster: &ClusterState) -> anyhow::Result<SshFaults> {
+    let nodes = (cluster.nodes.iter())
+        .map(|n| SshNode {
+            id: n.id.clone(),
+            ip: n.ip.clone(),
+        })
+        .collect();
+    Ok(SshFaults::new(
+        fleet(cluster)?,
+        nodes,
+        Ledger::open(&cluster.ledger())?,
+        latency_mechanism(cluster),
+    ))
+}
+
+/// What to run on the nodes.
+#[derive(Clone, Debug)]
+pub struct TargetConfig {
+    /// The fissure-node mode.
+    pub target: String,
+    /// Per node, mode-specific flags.
+    pub node_args: Vec<Vec<String>>,
+    /// The binary's path on the nodes.
+    pub program: String,
+    /// Where each node's logs are kept: `<logs_dir>/<id>/`.
+    pub logs_dir: PathBuf,
+    /// How long a node may take to answer after it is started.
+    pub start_timeout: Duration,
+}
+
+/// A target running on SSH nodes.
+pub struct RemoteCluster {
+    cluster: ClusterState,
+    config: TargetConfig,
+    faults: SshFaults,
+    /// What each node is doing, as far as our own actions go.
+    states: Mutex<BTreeMap<NodeId, NodeState>>,
+    closed: AtomicBool,
+    /// Called once at the end of [`RunCluster::shutdown`]: removes a cluster made for the run.
+    teardown: tokio::sync::Mutex<Option<TeardownFn>>,
+}
+
+/// What removes a cluster made for one run (a docker cluster's `down`).
+pub type TeardownFn = Box<
+    dyn FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>>
+        + Send,
+>;
+
+impl RemoteCluster {
+    /// Prepares every node (stops leftovers, fresh data, link daemon if needed), heals
+    /// whatever an earlier controller left, starts the target everywhere and waits until every
+    /// node answers.
+    pub async fn start(
+        cluster: ClusterState,
+        config: TargetConfig,
+        teardown: Option<TeardownFn>,
+    ) -> anyhow::Result<RemoteCluster> {
+        if config.node_args.len() != cluster.nodes.len() {
+            bail!(
+                "cluster {} has {} nodes but the run asks for {}: use --nodes {} or another cluster",
+                cluster.name,
+                cluster.nodes.len(),
+                config.node_args.len(),
+                cluster.nodes.len()
+            );
+        }
+        let faults = faults(&cluster)?;
+        let states = cluster
+            .nodes
+            .iter()
+            .map(|n| (n.id.clone(), NodeState::Killed))
+            .collect();
+        let remote = RemoteCluster {
+            cluster,
+            config,
+            faults,
+            states: Mutex::new(states),
+            closed: AtomicBool::new(false),
+            teardown: tokio::sync::Mutex::new(teardown),
+        };
+        let fleet = remote.faults.fleet();
+        fleet.wait_ready(Duration::from_secs(30)).await?;
+        let report = remote.faults.heal_everything().await?;
+        if !report.undone.is_empty() {
+            tracing::warn!(
+                "healed {} fault(s) an earlier run left on cluster {}",
+                report.undone.len(),
+                remote.cluster.name
+            );
+        }
+        fleet
+            .exec_ok_all(&setup::prepare_node(), SETUP_TIMEOUT)
+            .await
+            .context("preparing the nodes")?;
+        let daemon = remote.link_daemon();
+        let mut uploads = tokio::task::JoinSet::new();
+        for (i, node) in fleet.remotes().iter().enumerate() {
+            let layout = remote.layout(i);
+            let (script, links) = (layout.launch_script(), layout.links());
+            let node = node.clone();
+            let program = remote.config.program.clone();
+            uploads.spawn(async move {
+                node.upload_bytes(script.into_bytes(), commands::LAUNCH_SCRIPT, 0o755)
+                    .await?;
+                if daemon {
+                    let links = serde_json::to_vec_pretty(&links)?;
+                    node.upload_bytes(links, setup::LINKS_CONFIG, 0o644).await?;
+                    node.exec_ok(
+                        &setup::start_link_daemon(&program, CLIENT_PORT),
+                        SETUP_TIMEOUT,
+                    )
+                    .await?;
+                }
+                anyhow::Ok(())
+            });
+        }
+        while let Some(done) = uploads.join_next().await {
+            done.context("a node setup task failed")??;
+        }
+        for node in remote.nodes() {
+            remote.faults.start(&node).await?;
+        }
+        for node in remote.nodes() {
+            remote.wait_ready(&node).await?;
+        }
+        Ok(remote)
+    }
+
+    fn link_daemon(&self) -> bool {
+        matches!(
+            self.faults.latency_mechanism(),
+            LatencyMechanism::LinkDaemon
+        )
+    }
+
+    fn peers(&self) -> Vec<Peer> {
+        (self.cluster.nodes.iter())
+            .map(|n| Peer {
+                id: n.id.clone(),
+                ip: n.ip.clone(),
+            })
+            .collect()
+    }
+
+    fn layout(&self, i: usize) -> OwnedLayout {
+        OwnedLayout {
+            nodes: self.peers(),
+            me: i,
+            program: self.config.program.clone(),
+            target: self.config.target.clone(),
+            extra: self.config.node_args[i].clone(),
+            link_daemon: self.link_daemon(),
+        }
+    }
+
+    pub fn cluster(&self) -> &ClusterState {
+        &self.cluster
+    }
+
+    pub fn faults(&self) -> &SshFaults {
+        &self.faults
+    }
+
+    fn client_addr(&self, node: &str) -> anyhow::Result<String> {
+        match self.cluster.nodes.iter().find(|n| n.id == node) {
+            Some(n) => Ok(format!("{}:{CLIENT_PORT}", n.ip)),
+            None => bail!("no node {node:?} in cluster {}", self.cluster.name),
+        }
+    }
+
+    fn set_state(&self, node: &str, state: NodeState) {
+        let mut states = self.states.lock().unwrap_or_else(|e| e.into_inner());
+        states.insert(node.to_string(), state);
+    }
+
+    fn state(&self, node: &str) -> NodeState {
+        let states = self.states.lock().unwrap_or_else(|e| e.into_inner());
+        states.get(node).copied().unwrap_or(NodeState::Killed)
+    }
+
+    /// Waits until `node` answers a status request, failing early (with its log's tail) if
+    /// its process is gone.
+    async fn wait_ready(&self, node: &str) -> anyhow::Result<()> {
+        let addr = self.client_addr(node)?;
+        let deadline = Instant::now() + self.config.start_timeout;
+        let mut checks = 0u32;
+        loop {
+            match status::status(&addr, status::STATUS_TIMEOUT).await {
+                Ok(answer) if answer.id == node => {
+                    self.set_state(node, NodeState::Running);
+                    return Ok(());
+                }
+                Ok(answer) => bail!("{addr} answers as {}, not {node}", answer.id),
+                Err(_) => {}
+            }
+            checks += 1;
+            let dead = checks.is_multiple_of(10)
+                && self.faults.process_state(node).await? == NodeState::Killed;
+            if dead || Instant::now() >= deadline {
+                let tail = self
+                    .faults
+                    .fleet()
+                    .get(node)?
+                    .exec(&format!("tail -n 20 {}", setup::NODE_LOG), SETUP_TIMEOUT)
+                    .await
+                    .map(|o| o.stdout)
+                    .unwrap_or_default();
+                bail!(
+                    "node {node} {} on {addr}; its log ends:\n{}",
+                    if dead {
+                        "exited while starting"
+                    } else {
+                        "did not answer in time"
+                    },
+                    tail.trim_end()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Brings every node's logs into `<logs_dir>/<id>/`.
+    async fn collect_logs(&self) -> Vec<String> {
+        let mut failures = Vec::new();
+        for remote in self.faults.fleet().remotes() {
+            let dir = self.config.logs_dir.join(remote.node());
+            if let Err(e) = std::fs::create_dir_all(&dir) {
+                failures.push(format!("{}: {e}", dir.display()));
+                continue;
+            }
+            for (from, to) in [
+                (setup::NODE_LOG, "node.log"),
+                (setup::LINKS_LOG, "links.log"),
+            ] {
+                if let Err(e) = remote.download(from, &dir.join(to)).await {
+                    if to == "node.log" {
+                        failures.push(format!("{}'s {to}: {e:#}", remote.node()));
+                    }
+                }
+            }
+        }
+        failures
+    }
+}
+
+/// [`NodeLayout`] with owned fields, for tasks.
+struct OwnedLayout {
+    nodes: Vec<Peer>,
+    me: usize,
+    program: String,
+    target: String,
+    extra: Vec<String>,
+    link_daemon: bool,
+}
+
+impl OwnedLayout {
+    fn borrow(&self) -> NodeLayout<'_> {
+        NodeLayout {
+            nodes: &self.nodes,
+            me: self.me,
+            program: &self.program,
+            target: &self.target,
+            extra: &self.extra,
+            link_daemon: self.link_daemon,
+        }
+    }
+
+    fn launch_script(&self) -> String {
+        self.borrow().launch_script()
+    }
+
+    fn links(&self) -> nuclei::link::daemon::LinksConfig {
+        self.borrow().links()
+    }
+}
+
+#[async_trait::async_trait]
+impl ClusterControl for RemoteCluster {
+    fn nodes(&self) -> Vec<NodeId> {
+        self.cluster.nodes.iter().map(|n| n.id.clone()).collect()
+    }
+
+    async fn partition(&self, grudge: &Grudge) -> anyhow::Result<()> {
+        self.faults.partition(grudge).await
+    }
+
+    async fn heal_partition(&self) -> anyhow::Result<()> {
+        self.faults.heal_partition().await
+    }
+
+    async fn degrade(&self, nodes: &[NodeId], quality: LinkQuality) -> anyhow::Result<()> {
+        self.faults.degrade(nodes, quality).await
+    }
+
+    async fn restore_links(&self) -> anyhow::Result<()> {
+        self.faults.restore_links().await
+    }
+
+    async fn kill(&self, node: &str) -> anyhow::Result<()> {
+        self.faults.kill(node).await?;
+        self.set_state(node, NodeState::Killed);
+        Ok(())
+    }
+
+    async fn start(&self, node: &str) -> anyhow::Result<()> {
+        if self.closed.load(Ordering::SeqCst) {
+            bail!("cannot start {node}: the cluster was shut down");
+        }
+        if self.state(node) == NodeState::Running {
+            return Ok(());
+        }
+        self.faults.start(node).await?;
+        self.wait_ready(node)
+            .await
+            .with_context(|| format!("restarting {node}"))
+    }
+
+    async fn pause(&self, node: &str) -> anyhow::Result<()> {
+        if self.state(node) != NodeState::Running {
+            return Ok(());
+        }
+        self.faults.pause(node).await?;
+        self.set_state(node, NodeState::Paused);
+        Ok(())
+    }
+
+    async fn resume(&self, node: &str) -> anyhow::Result<()> {
+        if self.state(node) != NodeState::Paused {
+            return Ok(());
+        }
+        self.faults.resume(node).await?;
+        self.set_state(node, NodeState::Running);
+        Ok(())
+    }
+
+    async fn set_clock_offset(&self, node: &str, offset_ms: i64) -> anyhow::Result<()> {
+        self.faults.set_clock_offset(node, offset_ms).await
+    }
+
+    async fn primaries(&self) -> anyhow::Result<Vec<NodeId>> {
+        let running = self
+            .nodes()
+            .into_iter()
+            .filter(|n| self.state(n) == NodeState::Running);
+        let addrs: anyhow::Result<Vec<String>> = running.map(|n| self.client_addr(&n)).collect();
+        Ok(status::primaries_at(addrs?).await)
+    }
+
+    fn node_states(&self) -> BTreeMap<NodeId, NodeState> {
+        self.states
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// One sweep over every node (chains, netem, link faults, clocks, paused targets), then
+    /// every target that is not running is started again.
+    async fn heal_all(&self) -> anyhow::Result<()> {
+        let report = self.faults.heal_everything().await?;
+        let mut failures = report.failures;
+        for node in self.nodes() {
+            if self.state(&node) == NodeState::Paused {
+                self.set_state(&node, NodeState::Running);
+            }
+            if !self.closed.load(Ordering::SeqCst) {
+                if let Err(e) = ClusterControl::start(self, &node).await {
+                    failures.push(format!("{e:#}"));
+                }
+            }
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            bail!("heal incomplete: {}", failures.join("; "))
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl RunCluster for RemoteCluster {
+    fn client_addrs(&self) -> Vec<(NodeId, String)> {
+        (self.cluster.nodes.iter())
+            .map(|n| (n.id.clone(), format!("{}:{CLIENT_PORT}", n.ip)))
+            .collect()
+    }
+
+    fn clock_mechanism(&self) -> &'static str {
+        "libfaketime"
+    }
+
+    async fn shutdown(&self) -> anyhow::Result<()> {
+        let mut teardown = self.teardown.lock().await;
+        let first = !self.closed.swap(true, Ordering::SeqCst);
+        let mut failures = Vec::new();
+        if first {
+            if let Err(e) = self.faults.heal_everything().await {
+                failures.push(format!("healing: {e:#}"));
+            }
+            let stop = format!(
+                "{}; {}",
+                setup::stop_process(commands::PID_FILE, 30),
+                setup::stop_process(setup::LINKS_PID, 10)
+            );
+            for (node, result) in self.faults.fleet().exec_all(&stop, SETUP_TIMEOUT).await {
+                match result {
+                    Ok(_) => self.set_state(&node, NodeState::Killed),
+                    Err(e) => failures.push(format!("stopping {node}: {e:#}")),
+                }
+            }
+            failures.extend(self.collect_logs().await);
+        }
+        if let Some(teardown) = teardown.take() {
+            if let Err(e) = teardown().await {
+                failures.push(format!(
+                    "removing cluster {}: {e:#} (run `fissure cluster down {}`)",
+                    self.cluster.name, self.cluster.name
+                ));
+            }
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            bail!("{}", failures.join("; "))
+        }
+    }
+
+    fn control(self: Arc<Self>) -> Arc<dyn ClusterControl> {
+        self
+    }
+}

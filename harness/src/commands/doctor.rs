@@ -1,0 +1,228 @@
+//! `fissure doctor [--backend B]`: checks what a backend needs and prints, for every fault,
+//! whether it will work, how, and what to do when it will not.
+//!
+//! Exit code: 0 when every fault works (a fallback counts), 1 when some will not, 3 when the
+//! backend itself is unusable (no Docker daemon, say).
+
+use crate::backend::docker::{cluster, engine, image};
+use crate::backend::{remote, state};
+use crate::cli::DoctorArgs;
+use crate::{EXIT_ERROR, EXIT_INVALID, EXIT_VALID};
+use anyhow::bail;
+use nuclei::remote::Remote;
+use nuclei::ssh_faults::commands;
+use std::time::Duration;
+
+/// One line of the report.
+struct Check {
+    what: String,
+    ok: bool,
+    how: String,
+    fix: String,
+}
+
+impl Check {
+    fn new(what: &str, ok: bool, how: impl Into<String>, fix: impl Into<String>) -> Check {
+        Check {
+            what: what.into(),
+            ok,
+            how: how.into(),
+            fix: if ok { String::new() } else { fix.into() },
+        }
+    }
+}
+
+fn print_table(title: &str, checks: &[Check]) {
+    println!("{title}");
+    let width = checks.iter().map(|c| c.what.len()).max().unwrap_or(0);
+    for check in checks {
+        let mark = if check.ok { "ok " } else { "NO " };
+        println!("  {mark} {:<width$}  {}", check.what, check.how);
+        if !check.fix.is_empty() {
+            println!("      {:<width$}  fix: {}", "", check.fix);
+        }
+    }
+}
+
+pub fn run(args: DoctorArgs) -> anyhow::Result<u8> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match args.backend.as_str() {
+        "local" => Ok(local()),
+        "docker" => runtime.block_on(docker(args.cluster)),
+        other => bail!("unknown backend {other:?}: local or docker"),
+    }
+}
+
+fn local() -> u8 {
+    let faketime = crate::backend::local::ClockMechanism::detect();
+    let checks = vec![
+        Check::new("partition", true, "Fissure's link proxies (no root needed)", ""),
+        Check::new("latency, jitter", true, "link proxies", ""),
+        Check::new("loss", true, "link proxies (held for a retransmission timeout)", ""),
+        Check::new("kill, restart", true, "SIGKILL, then start with the same data", ""),
+        Check::new("pause, resume", true, "SIGSTOP / SIGCONT", ""),
+        Check::new(
+            "clock",
+            true,
+            match faketime.name() {
+                "libfaketime" => "libfaketime (the whole process's clock moves)",
+                _ => "the targets' clock-offset file (install libfaketime for whole-process skew: apt-get install faketime)",
+            },
+            "",
+        ),
+    ];
+    print_table("local backend: every fault works", &checks);
+    EXIT_VALID
+}
+
+async fn docker(cluster_name: Option<String>) -> anyhow::Result<u8> {
+    let mut setup = Vec::new();
+    let daemon = engine::daemon_version().await;
+    setup.push(Check::new(
+        "docker daemon",
+        daemon.is_ok(),
+        daemon
+            .as_ref()
+            .map_or_else(|e| format!("{e:#}"), |v| format!("version {v}")),
+        "start the daemon (systemctl start docker, or dockerd &), or install docker.io",
+    ));
+    let reference = image::reference();
+    let cached = daemon.is_ok() && engine::image_exists(&reference).await.unwrap_or(false);
+    let mmdebstrap = image::which("mmdebstrap").is_some();
+    setup.push(Check::new(
+        "node image",
+        cached || mmdebstrap,
+        if cached {
+            format!("{reference} is built")
+        } else if mmdebstrap {
+            format!("{reference} will be built with mmdebstrap on first use (about 30 s)")
+        } else {
+            format!("{reference} is not built and mmdebstrap is missing")
+        },
+        "apt-get install mmdebstrap (fissure installs it itself when run as root), then fissure image build",
+    ));
+    let keygen = image::which("ssh-keygen").is_some();
+    setup.push(Check::new(
+        "ssh-keygen",
+        keygen,
+        "makes each cluster's key pair",
+        "apt-get install openssh-client",
+    ));
+    if daemon.is_err() || !keygen || !(cached || mmdebstrap) {
+        print_table("docker backend: cannot start clusters", &setup);
+        return Ok(EXIT_ERROR);
+    }
+    // Probe real nodes: the named cluster's, or one container made for the check.
+    let (probe_state, made) = match cluster_name {
+        Some(name) => (state::ClusterState::load(&name)?, false),
+        None => {
+            let name = format!("doctor-{}", std::process::id());
+            eprintln!("starting a probe container ({name}) to check what nodes can do...");
+            (cluster::up(&name, 1, true).await?.0, true)
+        }
+    };
+    let probed = probe_nodes(&probe_state, &mut setup).await;
+    if made {
+        cluster::down(&probe_state.name).await?;
+    }
+    let faults = probed?;
+    let all_ok = faults.iter().all(|c| c.ok);
+    print_table("docker backend: setup", &setup);
+    print_table(
+        if all_ok {
+            "faults: every one works"
+        } else {
+            "faults: some will not work"
+        },
+        &faults,
+    );
+    Ok(if all_ok { EXIT_VALID } else { EXIT_INVALID })
+}
+
+/// SSH to every node, then what each fault needs, asked of the first node.
+async fn probe_nodes(
+    cluster: &state::ClusterState,
+    setup: &mut Vec<Check>,
+) -> anyhow::Result<Vec<Check>> {
+    let fleet = remote::fleet(cluster)?;
+    for (node, answer) in fleet.exec_all("true", Duration::from_secs(5)).await {
+        setup.push(Check::new(
+            &format!("ssh to {node}"),
+            answer.is_ok(),
+            answer.map_or_else(|e| format!("{e:#}"), |_| "answers".into()),
+            format!(
+                "is the cluster up? fissure cluster status {}; else fissure cluster down {} and up again",
+                cluster.name, cluster.name
+            ),
+        ));
+    }
+    let node = fleet.get(&cluster.nodes[0].id)?;
+    let ask = |command: String| async move { succeeds(node, &command).await };
+    let chain = "FISSURE-DOCTOR";
+    let iptables = ask(format!(
+        "iptables -w 5 -N {chain} && iptables -w 5 -A {chain} -s 192.0.2.1 -j DROP"
+    ))
+    .await;
+    let statistic = ask(format!(
+        "iptables -w 5 -A {chain} -m statistic --mode random --probability 0.5 -j DROP"
+    ))
+    .await;
+    ask(format!(
+        "iptables -w 5 -F {chain}; iptables -w 5 -X {chain}"
+    ))
+    .await;
+    let netem = ask(commands::probe_netem()).await;
+    let faketime = ask("ls /usr/lib/*/faketime/libfaketime.so.1".into()).await;
+    let procps = ask("command -v ps && command -v kill".into()).await;
+    let link_daemon = cluster.latency == "link-daemon";
+    Ok(vec![
+        Check::new(
+            "partition",
+            iptables,
+            "iptables DROP rules in Fissure's own chain",
+            "the node needs iptables and the container --cap-add NET_ADMIN",
+        ),
+        Check::new(
+            "loss",
+            statistic,
+            "iptables statistic match, both ways, sparing SSH",
+            "the kernel needs xt_statistic (modprobe xt_statistic on the host)",
+        ),
+        Check::new(
+            "latency, jitter",
+            netem || link_daemon,
+            if netem {
+                "tc netem".to_string()
+            } else {
+                "Fissure's link daemons in each node (this kernel has no sch_netem): bundled \
+                 targets, or any target whose peer addresses can be pointed at them"
+                    .to_string()
+            },
+            "modprobe sch_netem on the host (Debian: linux-modules-extra), then recreate the cluster",
+        ),
+        Check::new(
+            "kill, restart",
+            procps,
+            "SIGKILL by pid file, restart by the node's launch script",
+            "the node needs procps",
+        ),
+        Check::new(
+            "pause, resume",
+            procps,
+            "SIGSTOP / SIGCONT by pid file",
+            "the node needs procps",
+        ),
+        Check::new(
+            "clock bump, strobe, reset",
+            faketime,
+            "libfaketime timestamp file (realtime clock only; the host's clock never moves)",
+            "the node needs libfaketime (apt-get install faketime; rebuild: fissure image build)",
+        ),
+    ])
+}
+
+async fn succeeds(node: &Remote, command: &str) -> bool {
+    matches!(node.exec(command, Duration::from_secs(10)).await, Ok(out) if out.code == 0)
+}

@@ -1,0 +1,430 @@
+//! Faults on nodes reached over SSH (docker containers, VMs, hosts), done with each node's own
+//! kernel tools (DESIGN.md §5):
+//!
+//! - partitions: iptables DROP rules against peers' addresses, in a chain of Fissure's own;
+//! - loss: the iptables `statistic` match, both ways, sparing SSH;
+//! - latency: tc netem where the kernel has it, else the node's link daemon
+//!   ([`crate::link::daemon`]), which the target's peers and clients are routed through;
+//! - kill / start / pause / resume: signals to the pid in the node's pid file, and a launch
+//!   script on the node for restarts;
+//! - clock: the node's libfaketime timestamp file.
+//!
+//! Every fault goes into the [`ledger::Ledger`] before it reaches a node, so
+//! [`SshFaults::heal_everything`] (run by `fissure heal`) can undo it even after the controller
+//! was SIGKILLed.
+
+pub mod commands;
+pub mod ledger;
+
+use crate::control::{Grudge, LinkQuality, NodeId, NodeState};
+use crate::link::daemon::{DirectedQuality, LinkFaults};
+use crate::remote::{Fleet, Remote};
+use anyhow::{bail, Context};
+use ledger::{FaultKind, Ledger, Outstanding};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// How long one fault command may take on a node.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A node as its peers see it.
+#[derive(Clone, Debug)]
+pub struct SshNode {
+    pub id: NodeId,
+    /// The address peers reach it at (and that partitions drop).
+    pub ip: String,
+}
+
+/// How latency is injected on this cluster, decided when it is set up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LatencyMechanism {
+    /// tc netem on this network device of every node.
+    Netem { device: String },
+    /// The kernel has no netem: the target talks through the node's link daemon, steered by
+    /// its faults file.
+    LinkDaemon,
+    /// Neither: latency faults are refused with an explanation.
+    Unavailable { why: String },
+}
+
+impl LatencyMechanism {
+    pub fn name(&self) -> &'static str {
+        match self {
+            LatencyMechanism::Netem { .. } => "netem",
+            LatencyMechanism::LinkDaemon => "link-daemon",
+            LatencyMechanism::Unavailable { .. } => "unavailable",
+        }
+    }
+}
+
+/// What [`SshFaults::heal_everything`] did.
+#[derive(Debug, Default)]
+pub struct HealReport {
+    /// The faults the ledger said might still be in force.
+    pub undone: Vec<Outstanding>,
+    /// Nodes that could not be healed, with why.
+    pub failures: Vec<String>,
+}
+
+/// Fault injection over SSH on a set of nodes.
+pub struct SshFaults {
+    fleet: Fleet,
+    nodes: Vec<SshNode>,
+    ledger: Ledger,
+    latency: LatencyMechanism,
+    /// The latency of each degraded node (what the link daemons' files are computed from).
+    degraded: Mutex<BTreeMap<NodeId, LinkQuality>>,
+}
+
+impl SshFaults {
+    pub fn new(
+        fleet: Fleet,
+        nodes: Vec<SshNode>,
+        ledger: Ledger,
+        latency: LatencyMechanism,
+    ) -> SshFaults {
+        SshFaults {
+            fleet,
+            nodes,
+            ledger,
+            latency,
+            degraded: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    pub fn fleet(&self) -> &Fleet {
+        &self.fleet
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    pub fn latency_mechanism(&self) -> &LatencyMechanism {
+        &self.latency
+    }
+
+    fn remote(&self, node: &str) -> anyhow::Result<&Remote> {
+        self.fleet.get(node)
+    }
+
+    fn ip(&self, node: &str) -> anyhow::Result<&str> {
+        match self.nodes.iter().find(|n| n.id == node) {
+            Some(n) => Ok(&n.ip),
+            None => bail!("no node {node:?} in this cluster"),
+        }
+    }
+
+    /// Runs one command per node, all at once; one error naming every node that failed.
+    async fn on_each(&self, commands: Vec<(NodeId, String)>) -> anyhow::Result<()> {
+        let mut tasks = tokio::task::JoinSet::new();
+        for (node, command) in commands {
+            let remote = self.remote(&node)?.clone();
+            tasks.spawn(async move {
+                let result = remote.exec_ok(&command, COMMAND_TIMEOUT).await;
+                (node, result)
+            });
+        }
+        let mut failures = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok((_, Ok(_))) => {}
+                Ok((node, Err(e))) => failures.push(format!("{node}: {e:#}")),
+                Err(e) => failures.push(format!("a fault task failed: {e}")),
+            }
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            failures.sort();
+            bail!("{}", failures.join("; "))
+        }
+    }
+
+    /// Replaces the partition: afterwards each node drops exactly the packets of the peers its
+    /// grudge names.
+    pub async fn partition(&self, grudge: &Grudge) -> anyhow::Result<()> {
+        let mut commands = Vec::new();
+        let mut healed = Vec::new();
+        for node in &self.nodes {
+            let mut drop_from = Vec::new();
+            if let Some(senders) = grudge.0.get(&node.id) {
+                for sender in senders {
+                    drop_from.push(self.ip(sender)?.to_string());
+                }
+            }
+            if drop_from.is_empty() {
+                healed.push(node.id.clone());
+            } else {
+                self.ledger
+                    .apply(FaultKind::Partition, &node.id, json!(drop_from))?;
+            }
+            commands.push((node.id.clone(), commands::set_partition(&drop_from)));
+        }
+        self.on_each(commands).await?;
+        for node in healed {
+            self.ledger.undo(FaultKind::Partition, &node)?;
+        }
+        Ok(())
+    }
+
+    pub async fn heal_partition(&self) -> anyhow::Result<()> {
+        self.partition(&Grudge::default()).await
+    }
+
+    /// Degrades every link into and out of `nodes`: loss by iptables, latency by netem or the
+    /// link daemons.
+    pub async fn degrade(&self, nodes: &[NodeId], quality: LinkQuality) -> anyhow::Result<()> {
+        let wants_delay = !quality.latency.is_zero() || !quality.jitter.is_zero();
+        if let (true, LatencyMechanism::Unavailable { why }) = (wants_delay, &self.latency) {
+            bail!("cannot add latency on this cluster: {why}");
+        }
+        let mut commands = Vec::new();
+        for node in nodes {
+            self.ip(node)?;
+            self.ledger
+                .apply(FaultKind::Loss, node, json!(quality.loss))?;
+            commands.push((node.clone(), commands::set_loss(quality.loss)));
+            if wants_delay {
+                self.ledger
+                    .apply(FaultKind::Latency, node, serde_json::to_value(quality)?)?;
+            }
+            if let LatencyMechanism::Netem { device } = &self.latency {
+                let netem = commands::set_netem(device, wants_delay.then_some(quality));
+                commands.last_mut().expect("just pushed").1 += &format!(" && {netem}");
+            }
+        }
+        self.on_each(commands).await?;
+        if self.latency == LatencyMechanism::LinkDaemon {
+            {
+                let mut degraded = self.degraded.lock().unwrap_or_else(|e| e.into_inner());
+                for node in nodes {
+                    degraded.insert(node.clone(), quality);
+                }
+            }
+            self.write_link_faults().await?;
+        }
+        Ok(())
+    }
+
+    /// Restores full quality on every link of every node.
+    pub async fn restore_links(&self) -> anyhow::Result<()> {
+        let mut commands = Vec::new();
+        for node in &self.nodes {
+            let mut command = commands::set_loss(0.0);
+            if let LatencyMechanism::Netem { device } = &self.latency {
+                command += &format!(" && {}", commands::set_netem(device, None));
+            }
+            commands.push((node.id.clone(), command));
+        }
+        self.on_each(commands).await?;
+        if self.latency == LatencyMechanism::LinkDaemon {
+            self.degraded
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clear();
+            self.write_link_faults().await?;
+        }
+        for node in &self.nodes {
+            self.ledger.undo(FaultKind::Loss, &node.id)?;
+            self.ledger.undo(FaultKind::Latency, &node.id)?;
+        }
+        Ok(())
+    }
+
+    /// Rewrites every node's link faults file from the degraded set: a link is as slow as the
+    /// slower of its two ends.
+    async fn write_link_faults(&self) -> anyhow::Result<()> {
+        let degraded = self
+            .degraded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let quality_of = |node: &str| {
+            degraded.get(node).map(|q| LinkQuality {
+                // Loss is iptables' job; the daemon only delays.
+                loss: 0.0,
+                ..*q
+            })
+        };
+        let mut commands = Vec::new();
+        for node in &self.nodes {
+            let mut faults = LinkFaults::default();
+            let own = quality_of(&node.id);
+            if let Some(q) = own {
+                faults.0.insert("client".into(), both_ways(q));
+            }
+            for peer in &self.nodes {
+                if peer.id == node.id {
+                    continue;
+                }
+                let worse = match (own, quality_of(&peer.id)) {
+                    (Some(a), Some(b)) if b.latency > a.latency => Some(b),
+                    (Some(a), _) => Some(a),
+                    (None, b) => b,
+                };
+                if let Some(q) = worse {
+                    faults.0.insert(peer.id.clone(), both_ways(q));
+                }
+            }
+            let write = commands::write_file(commands::LINK_FAULTS_FILE, &faults.to_json());
+            commands.push((node.id.clone(), write));
+        }
+        self.on_each(commands).await
+    }
+
+    /// SIGKILLs the node's target and waits until it is gone.
+    pub async fn kill(&self, node: &str) -> anyhow::Result<()> {
+        self.ledger.apply(FaultKind::Kill, node, json!(null))?;
+        self.remote(node)?
+            .exec_ok(&commands::kill_process(), COMMAND_TIMEOUT)
+            .await
+            .with_context(|| format!("killing {node}"))?;
+        Ok(())
+    }
+
+    /// Starts the node's target from its launch script, unless it runs (a paused one is
+    /// resumed). Readiness is the caller's to wait for.
+    pub async fn start(&self, node: &str) -> anyhow::Result<()> {
+        self.remote(node)?
+            .exec_ok(&commands::start_process(), COMMAND_TIMEOUT)
+            .await
+            .with_context(|| format!("starting {node}"))?;
+        self.ledger.undo(FaultKind::Kill, node)?;
+        self.ledger.undo(FaultKind::Pause, node)
+    }
+
+    pub async fn pause(&self, node: &str) -> anyhow::Result<()> {
+        self.ledger.apply(FaultKind::Pause, node, json!(null))?;
+        self.remote(node)?
+            .exec_ok(&commands::signal_process("STOP"), COMMAND_TIMEOUT)
+            .await
+            .with_context(|| format!("pausing {node}"))?;
+        Ok(())
+    }
+
+    pub async fn resume(&self, node: &str) -> anyhow::Result<()> {
+        self.remote(node)?
+            .exec_ok(&commands::signal_process("CONT"), COMMAND_TIMEOUT)
+            .await
+            .with_context(|| format!("resuming {node}"))?;
+        self.ledger.undo(FaultKind::Pause, node)
+    }
+
+    /// Moves the node's wall clock `offset_ms` ahead (negative: behind); 0 resets it.
+    pub async fn set_clock_offset(&self, node: &str, offset_ms: i64) -> anyhow::Result<()> {
+        if offset_ms != 0 {
+            self.ledger
+                .apply(FaultKind::Clock, node, json!(offset_ms))?;
+        }
+        let write =
+            commands::write_file(commands::CLOCK_FILE, &commands::faketime_offset(offset_ms));
+        self.remote(node)?
+            .exec_ok(&write, COMMAND_TIMEOUT)
+            .await
+            .with_context(|| format!("setting {node}'s clock"))?;
+        if offset_ms == 0 {
+            self.ledger.undo(FaultKind::Clock, node)?;
+        }
+        Ok(())
+    }
+
+    /// What the node's target process is doing.
+    pub async fn process_state(&self, node: &str) -> anyhow::Result<NodeState> {
+        let out = self
+            .remote(node)?
+            .exec_ok(&commands::process_state(), COMMAND_TIMEOUT)
+            .await?;
+        Ok(match out.trim() {
+            "running" => NodeState::Running,
+            "paused" => NodeState::Paused,
+            _ => NodeState::Killed,
+        })
+    }
+
+    /// Undoes every fault on every node, whatever the ledger says: removes Fissure's chains,
+    /// removes netem, clears link faults, resets clocks and resumes paused targets; then starts
+    /// the targets the ledger says were killed. Tries every node even when one fails, and marks
+    /// the ledger healed only when all succeeded.
+    pub async fn heal_everything(&self) -> anyhow::Result<HealReport> {
+        let undone = self.ledger.outstanding()?;
+        let mut sweep = vec![
+            commands::remove_chains(),
+            commands::write_file(commands::CLOCK_FILE, &commands::faketime_offset(0)),
+            commands::signal_process("CONT"),
+        ];
+        match &self.latency {
+            LatencyMechanism::Netem { device } => sweep.push(commands::set_netem(device, None)),
+            LatencyMechanism::LinkDaemon => sweep.push(commands::write_file(
+                commands::LINK_FAULTS_FILE,
+                &LinkFaults::default().to_json(),
+            )),
+            LatencyMechanism::Unavailable { .. } => {}
+        }
+        let sweep = sweep.join("; ");
+        let mut report = HealReport {
+            undone,
+            failures: Vec::new(),
+        };
+        let commands = self.nodes.iter().map(|n| (n.id.clone(), sweep.clone()));
+        if let Err(e) = self.on_each(commands.collect()).await {
+            report.failures.push(format!("{e:#}"));
+        }
+        self.degraded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        let killed: Vec<NodeId> = report
+            .undone
+            .iter()
+            .filter(|o| o.kind == FaultKind::Kill)
+            .map(|o| o.node.clone())
+            .collect();
+        for node in killed {
+            if let Err(e) = self.start(&node).await {
+                report.failures.push(format!("{e:#}"));
+            }
+        }
+        if report.failures.is_empty() {
+            self.ledger.healed()?;
+        }
+        Ok(report)
+    }
+
+    /// What is left of Fissure's faults on each node: Fissure chains, a paused target, a clock
+    /// file off zero. Empty when the cluster is clean.
+    pub async fn leftovers(&self) -> anyhow::Result<Vec<String>> {
+        let probe = format!(
+            "echo chains: $({} | tr '\\n' ' '); echo state: $({}); echo clock: $(cat {} 2>/dev/null)",
+            commands::list_chains(),
+            commands::process_state(),
+            commands::CLOCK_FILE
+        );
+        let mut found = Vec::new();
+        for (node, out) in self.fleet.exec_ok_all(&probe, COMMAND_TIMEOUT).await? {
+            for line in out.lines() {
+                let (what, value) = line.split_once(':').unwrap_or((line, ""));
+                let value = value.trim();
+                let left = match what {
+                    "chains" => !value.is_empty(),
+                    "state" => value == "paused",
+                    "clock" => !value.is_empty() && value != "+0.000",
+                    _ => false,
+                };
+                if left {
+                    found.push(format!("{node}: {what} {value}"));
+                }
+            }
+        }
+        Ok(found)
+    }
+}
+
+fn both_ways(q: LinkQuality) -> DirectedQuality {
+    DirectedQuality {
+        forward: q,
+        backward: q,
+    }
+}
