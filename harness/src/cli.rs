@@ -111,6 +111,8 @@ pub struct DoctorArgs {
 pub enum ImageAction {
     /// Build the node image now, even if it is cached, and print its reference.
     Build,
+    /// Build the node image only if it is not cached, and print its reference.
+    Ensure,
     /// Print the reference of the node image for this recipe (built or not).
     Name,
 }

@@ -210,10 +210,8 @@ async fn heal_one(name: &str) -> anyhow::Result<()> {
 pub fn image(action: ImageAction) -> anyhow::Result<u8> {
     match action {
         ImageAction::Name => println!("{}", image::reference()),
-        ImageAction::Build => {
-            let reference = runtime()?.block_on(image::build())?;
-            println!("{reference}");
-        }
+        ImageAction::Build => println!("{}", runtime()?.block_on(image::build())?),
+        ImageAction::Ensure => println!("{}", runtime()?.block_on(image::ensure())?),
     }
     Ok(EXIT_VALID)
 }

@@ -1,0 +1,387 @@
+//! The docker backend end to end, on real containers controlled over SSH: a correct raft-kv
+//! passes under partitions and kills, a planted bug is found, a partition really cuts peers
+//! (checked from inside the containers), and `fissure heal` leaves nothing behind after the
+//! controller was SIGKILLed mid-fault.
+//!
+//! These need a Docker daemon and root (the node image is made by mmdebstrap). Without them
+//! each test prints why it was skipped, unless `FISSURE_REQUIRE_DOCKER=1` (as `.ci/run` sets
+//! where Docker runs), which makes a missing daemon a failure. Every test removes its
+//! containers, network and state, even when it fails (a guard's Drop).
+
+use harness::backend::state::ClusterState;
+use harness::backend::{remote, state};
+use nuclei::control::Grudge;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// One state directory for the whole test binary (clusters are told apart by name).
+fn state_root() -> &'static PathBuf {
+    static ROOT: OnceLock<PathBuf> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("docker-state-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // Set once, before the library reads it in this process (OnceLock), never changed.
+        std::env::set_var("FISSURE_STATE_DIR", &dir);
+        dir
+    })
+}
+
+/// Whether these tests can run here; prints why not.
+fn docker_available(test: &str) -> bool {
+    let required = std::env::var("FISSURE_REQUIRE_DOCKER").is_ok_and(|v| v == "1");
+    let daemon = Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output();
+    let why = match daemon {
+        Ok(out) if out.status.success() => {
+            if nix::unistd::geteuid().is_root() {
+                return true;
+            }
+            "not root (building the node image needs mmdebstrap --mode=root)".to_string()
+        }
+        Ok(out) => format!(
+            "no Docker daemon: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+        Err(e) => format!("no docker command: {e}"),
+    };
+    assert!(!required, "{test}: FISSURE_REQUIRE_DOCKER=1 but {why}");
+    eprintln!("skipped {test}: {why} (set FISSURE_REQUIRE_DOCKER=1 to make this a failure)");
+    false
+}
+
+fn fissure(args: &[&str]) -> Output {
+    state_root();
+    Command::new(env!("CARGO_BIN_EXE_fissure"))
+        .args(args)
+        .env("FISSURE_STATE_DIR", state_root())
+        .stdin(Stdio::null())
+        .output()
+        .expect("fissure runs")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// A cluster that is removed when the test ends, however it ends.
+struct Cluster {
+    name: String,
+}
+
+impl Cluster {
+    fn up(test: &str, nodes: usize) -> Cluster {
+        let name = format!("ft{}-{test}", std::process::id());
+        let cluster = Cluster { name };
+        let out = fissure(&[
+            "cluster",
+            "up",
+            &cluster.name,
+            "--nodes",
+            &nodes.to_string(),
+        ]);
+        assert!(out.status.success(), "cluster up: {}", text(&out));
+        cluster
+    }
+
+    fn state(&self) -> ClusterState {
+        state_root();
+        ClusterState::load(&self.name).unwrap()
+    }
+
+    fn container(&self, node: &str) -> String {
+        format!("{}-{node}", self.name)
+    }
+
+    fn run(&self, store: &std::path::Path, args: &str) -> Output {
+        let mut full = vec![
+            "run",
+            "--backend",
+            "docker",
+            "--cluster",
+            &self.name,
+            "--store",
+            store.to_str().unwrap(),
+        ];
+        full.extend(args.split_whitespace());
+        fissure(&full)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let out = fissure(&["cluster", "down", &self.name]);
+        if !out.status.success() {
+            eprintln!("cluster down {}: {}", self.name, text(&out));
+        }
+        // Whatever `down` could not find by its state, find by label.
+        let filter = format!("label=fissure.cluster={}", self.name);
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "docker rm -f $(docker ps -aq --filter {filter}) 2>/dev/null; \
+                 docker network rm $(docker network ls -q --filter {filter}) 2>/dev/null"
+            ))
+            .output();
+    }
+}
+
+/// `docker exec` in a node: stdout, or a panic with the output.
+fn exec(container: &str, script: &str) -> (bool, String) {
+    let out = Command::new("docker")
+        .args(["exec", container, "sh", "-c", script])
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+    )
+}
+
+/// Whether `from` opens a TCP connection to `to_ip`'s SSH port within a second, asked over
+/// SSH from inside `from` (perl is in Debian's minbase).
+async fn reaches(faults: &nuclei::ssh_faults::SshFaults, from: &str, to_ip: &str) -> bool {
+    let probe = format!(
+        "perl -MIO::Socket::INET -e 'exit(IO::Socket::INET->new(PeerAddr => \"{to_ip}:22\", \
+         Timeout => 1) ? 0 : 1)'"
+    );
+    let out = faults.fleet().get(from).unwrap();
+    out.exec(&probe, Duration::from_secs(10))
+        .await
+        .unwrap()
+        .code
+        == 0
+}
+
+fn results(store: &std::path::Path) -> serde_json::Value {
+    let path = store.join("latest/results.json");
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+/// Must-show: five raft-kv nodes on docker under partitions and kills are valid, and the
+/// stale-read bug is found.
+#[test]
+fn raft_kv_on_five_containers_is_valid_and_stale_reads_are_found() {
+    if !docker_available("raft_kv_on_five_containers") {
+        return;
+    }
+    let cluster = Cluster::up("raft", 5);
+    let store = tempfile::tempdir().unwrap();
+    let short = "--nodes 5 --nemesis partition,kill --nemesis-interval 1s --time-limit 8s \
+                 --recovery 2s --rate 150";
+    let out = cluster.run(store.path(), &format!("{short} --seed 3"));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "correct raft-kv: {}",
+        text(&out)
+    );
+    let valid = results(store.path());
+    assert!(
+        valid["run"]["faults_applied"].as_u64().unwrap() >= 4,
+        "{valid}"
+    );
+    assert_eq!(valid["run"]["clock_mechanism"], "libfaketime");
+    // The nodes' logs came back over SFTP.
+    let log = store.path().join("latest/nodes/n1/node.log");
+    assert!(
+        std::fs::metadata(&log).unwrap().len() > 0,
+        "no node log at {log:?}"
+    );
+
+    let out = cluster.run(store.path(), &format!("{short} --bug stale-read --seed 1"));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stale-read must be found: {}",
+        text(&out)
+    );
+    let invalid = results(store.path());
+    assert_eq!(invalid["valid"], false, "{invalid}");
+}
+
+/// Must-show: a partition cuts n1 from n2 as seen from inside the containers, a heal restores
+/// it; after `kill -9` of a controller in the middle of faults, `fissure heal` leaves no
+/// Fissure chain, no paused target and no skewed clock on any node.
+#[test]
+fn partitions_cut_peers_and_heal_cleans_up_after_a_killed_controller() {
+    if !docker_available("partitions_and_heal") {
+        return;
+    }
+    let cluster = Cluster::up("heal", 3);
+    let state = cluster.state();
+    let ip = |node: &str| {
+        state
+            .nodes
+            .iter()
+            .find(|n| n.id == node)
+            .unwrap()
+            .ip
+            .clone()
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let faults = remote::faults(&state).unwrap();
+        assert!(
+            reaches(&faults, "n1", &ip("n2")).await,
+            "n1 reaches n2 at first"
+        );
+        let grudge = Grudge::between(&["n1".to_string()], &["n2".into(), "n3".into()]);
+        faults.partition(&grudge).await.unwrap();
+        assert!(
+            !reaches(&faults, "n1", &ip("n2")).await,
+            "partitioned n1 reaches n2"
+        );
+        assert!(
+            reaches(&faults, "n2", &ip("n3")).await,
+            "n2 and n3 are on one side"
+        );
+        let outstanding = faults.ledger().outstanding().unwrap();
+        assert_eq!(
+            outstanding.len(),
+            3,
+            "every cut node is in the ledger: {outstanding:?}"
+        );
+        faults.heal_partition().await.unwrap();
+        assert!(
+            reaches(&faults, "n1", &ip("n2")).await,
+            "healed n1 reaches n2"
+        );
+        assert!(faults.ledger().outstanding().unwrap().is_empty());
+    });
+
+    // A controller SIGKILLed while partitions, pauses and clock skews are in force.
+    let store = tempfile::tempdir().unwrap();
+    let mut controller = Command::new(env!("CARGO_BIN_EXE_fissure"))
+        .args([
+            "run",
+            "--backend",
+            "docker",
+            "--cluster",
+            &cluster.name,
+            "--nodes",
+            "3",
+        ])
+        .args([
+            "--nemesis",
+            "partition,pause,clock",
+            "--nemesis-interval",
+            "400ms",
+        ])
+        .args([
+            "--time-limit",
+            "60s",
+            "--store",
+            store.path().to_str().unwrap(),
+        ])
+        .env("FISSURE_STATE_DIR", state_root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let ledger = state.ledger();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let in_force = loop {
+        let open = nuclei::ssh_faults::ledger::read_outstanding(&ledger).unwrap();
+        let kinds: std::collections::BTreeSet<_> = open.iter().map(|o| o.kind.name()).collect();
+        if kinds.contains("partition") && kinds.len() >= 2 {
+            break kinds;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "faults never overlapped: {open:?}"
+        );
+        assert!(
+            controller.try_wait().unwrap().is_none(),
+            "the controller ended early"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    controller.kill().unwrap();
+    controller.wait().unwrap();
+    let chains = exec(
+        &cluster.container("n1"),
+        "iptables -S | grep -c FISSURE || true",
+    )
+    .1;
+    eprintln!("killed the controller with {in_force:?} in force ({chains} rules on n1)");
+
+    let out = fissure(&["heal", &cluster.name]);
+    assert!(out.status.success(), "heal: {}", text(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("undid partition"), "{said}");
+    for node in ["n1", "n2", "n3"] {
+        let container = cluster.container(node);
+        let (_, rules) = exec(&container, "iptables -S");
+        assert!(
+            !rules.contains("FISSURE"),
+            "{node} keeps Fissure rules:\n{rules}"
+        );
+        let (_, paused) = exec(
+            &container,
+            "pid=$(cat /var/lib/fissure/node.pid); ps -o stat= -p $pid",
+        );
+        assert!(!paused.starts_with('T'), "{node}'s target is still paused");
+        let (_, clock) = exec(&container, "cat /var/lib/fissure/faketime.rc");
+        assert_eq!(clock, "+0.000", "{node}'s clock is still skewed");
+    }
+    let status = fissure(&["cluster", "status", &cluster.name]);
+    assert!(
+        text(&status).contains("no fault in force"),
+        "{}",
+        text(&status)
+    );
+    let doctor = fissure(&["doctor", "--backend", "docker", "--cluster", &cluster.name]);
+    assert_eq!(doctor.status.code(), Some(0), "doctor: {}", text(&doctor));
+    assert!(text(&doctor).contains("link daemons") || text(&doctor).contains("tc netem"));
+    drop(cluster);
+    assert!(
+        !state::list().contains(&state.name),
+        "down removes the state"
+    );
+}
+
+/// Clock faults move the target's wall clock (libfaketime), not the node's nor the host's.
+#[test]
+fn clock_faults_move_only_the_targets_clock() {
+    if !docker_available("clock_faults") {
+        return;
+    }
+    let cluster = Cluster::up("clock", 1);
+    let state = cluster.state();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let faked = "lib=$(ls /usr/lib/*/faketime/libfaketime.so.1); \
+                 echo $(( $(LD_PRELOAD=$lib FAKETIME_TIMESTAMP_FILE=/var/lib/fissure/faketime.rc \
+                 FAKETIME_NO_CACHE=1 date +%s) - $(date +%s) ))";
+    runtime.block_on(async {
+        let faults = remote::faults(&state).unwrap();
+        faults.set_clock_offset("n1", 3_600_000).await.unwrap();
+        let skew: i64 = exec(&cluster.container("n1"), faked).1.parse().unwrap();
+        assert!((3599..=3601).contains(&skew), "skew {skew}");
+        let host_now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let node_now: i64 = exec(&cluster.container("n1"), "date +%s")
+            .1
+            .parse()
+            .unwrap();
+        assert!(
+            (node_now - host_now).abs() < 5,
+            "the node's own clock moved"
+        );
+        faults.set_clock_offset("n1", 0).await.unwrap();
+        let skew: i64 = exec(&cluster.container("n1"), faked).1.parse().unwrap();
+        assert!(skew.abs() <= 1, "reset left skew {skew}");
+        assert!(faults.ledger().outstanding().unwrap().is_empty());
+    });
+}
