@@ -182,3 +182,79 @@ fn convert_round_trips_and_keeps_the_verdict() {
     assert!(stderr.contains("--fail-means observed"), "{stderr}");
     assert!(stderr.contains("unknown value"), "{stderr}");
 }
+
+/// `fissure` with an empty state directory and a Docker daemon that is not there.
+fn fissure_without_docker(state: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fissure"))
+        .args(args)
+        .env("FISSURE_STATE_DIR", state)
+        .env(
+            "DOCKER_HOST",
+            "unix:///nonexistent/fissure-test-docker.sock",
+        )
+        .output()
+        .expect("fissure runs")
+}
+
+#[test]
+fn a_missing_docker_daemon_or_cluster_is_a_clear_error() {
+    let state = tempfile::tempdir().unwrap();
+    let up = fissure_without_docker(state.path(), &["cluster", "up", "c1", "--nodes", "3"]);
+    assert_eq!(up.status.code(), Some(3), "{}", text(&up.stderr));
+    assert!(
+        text(&up.stderr).contains("the Docker daemon is not running"),
+        "{}",
+        text(&up.stderr)
+    );
+    let store = state.path().join("store");
+    let run = fissure_without_docker(
+        state.path(),
+        &[
+            "run",
+            "--backend",
+            "docker",
+            "--cluster",
+            "nope",
+            "--nodes",
+            "3",
+            "--store",
+            store.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(run.status.code(), Some(3));
+    assert!(
+        text(&run.stderr).contains("no cluster named \"nope\""),
+        "{}",
+        text(&run.stderr)
+    );
+    let heal = fissure_without_docker(state.path(), &["heal", "nope"]);
+    assert_eq!(heal.status.code(), Some(3));
+    assert!(
+        text(&heal.stderr).contains("cluster up"),
+        "{}",
+        text(&heal.stderr)
+    );
+    let doctor = fissure_without_docker(state.path(), &["doctor", "--backend", "docker"]);
+    assert_eq!(doctor.status.code(), Some(3));
+    let table = text(&doctor.stdout);
+    assert!(
+        table.contains("NO  docker daemon") && table.contains("fix:"),
+        "{table}"
+    );
+    let bad_name = fissure_without_docker(state.path(), &["cluster", "down", "a/b"]);
+    assert_eq!(bad_name.status.code(), Some(3));
+    assert!(text(&bad_name.stderr).contains("bad cluster name"));
+    let local_cluster = fissure_without_docker(state.path(), &["run", "--cluster", "x"]);
+    assert_eq!(local_cluster.status.code(), Some(3));
+    assert!(text(&local_cluster.stderr).contains("--backend docker"));
+}
+
+#[test]
+fn doctor_reports_every_fault_of_the_local_backend() {
+    let out = fissure(&["doctor"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    for fault in ["partition", "latency", "loss", "kill", "pause", "clock"] {
+        assert!(table.contains(fault), "{fault} missing from:\n{table}");
+    }
+}

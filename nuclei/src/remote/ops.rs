@@ -84,6 +84,11 @@ pub(super) fn exec(
         if Instant::now() >= deadline {
             return Err(timed_out());
         }
+        // libssh2 may take in the EOF while reading one stream and then answer "would block"
+        // for the other: eof() says nothing more will come, so don't wait on a quiet socket.
+        if !progress && channel.eof() {
+            break;
+        }
         if !progress {
             conn.wait_io(deadline);
         }

@@ -113,10 +113,21 @@ impl Ledger {
     }
 
     fn append(&self, entry: &Entry) -> anyhow::Result<()> {
-        let mut line = serde_json::to_string(entry)?;
-        line.push('\n');
+        self.append_all(std::slice::from_ref(entry))
+    }
+
+    /// Appends entries with one write and one fsync: a fault on five nodes costs one disk flush.
+    fn append_all(&self, entries: &[Entry]) -> anyhow::Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut lines = String::new();
+        for entry in entries {
+            lines.push_str(&serde_json::to_string(entry)?);
+            lines.push('\n');
+        }
         let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
-        file.write_all(line.as_bytes())
+        file.write_all(lines.as_bytes())
             .and_then(|()| file.sync_data())
             .with_context(|| format!("cannot write the fault ledger {}", self.path.display()))
     }
@@ -144,6 +155,38 @@ impl Ledger {
             node: node.to_string(),
             at: now(),
         })
+    }
+
+    /// [`Ledger::apply`] for several nodes at once.
+    pub fn apply_all(
+        &self,
+        kind: FaultKind,
+        faults: Vec<(NodeId, serde_json::Value)>,
+    ) -> anyhow::Result<()> {
+        let at = now();
+        let entries: Vec<Entry> = faults
+            .into_iter()
+            .map(|(node, detail)| Entry::Apply {
+                kind,
+                node,
+                detail,
+                at: at.clone(),
+            })
+            .collect();
+        self.append_all(&entries)
+    }
+
+    /// [`Ledger::undo`] for several nodes at once.
+    pub fn undo_all(&self, kind: FaultKind, nodes: &[NodeId]) -> anyhow::Result<()> {
+        let at = now();
+        let entries: Vec<Entry> = (nodes.iter())
+            .map(|node| Entry::Undo {
+                kind,
+                node: node.clone(),
+                at: at.clone(),
+            })
+            .collect();
+        self.append_all(&entries)
     }
 
     /// Records that every node was healed completely.

@@ -148,6 +148,7 @@ impl SshFaults {
     pub async fn partition(&self, grudge: &Grudge) -> anyhow::Result<()> {
         let mut commands = Vec::new();
         let mut healed = Vec::new();
+        let mut cut = Vec::new();
         for node in &self.nodes {
             let mut drop_from = Vec::new();
             if let Some(senders) = grudge.0.get(&node.id) {
@@ -158,16 +159,13 @@ impl SshFaults {
             if drop_from.is_empty() {
                 healed.push(node.id.clone());
             } else {
-                self.ledger
-                    .apply(FaultKind::Partition, &node.id, json!(drop_from))?;
+                cut.push((node.id.clone(), json!(drop_from)));
             }
             commands.push((node.id.clone(), commands::set_partition(&drop_from)));
         }
+        self.ledger.apply_all(FaultKind::Partition, cut)?;
         self.on_each(commands).await?;
-        for node in healed {
-            self.ledger.undo(FaultKind::Partition, &node)?;
-        }
-        Ok(())
+        self.ledger.undo_all(FaultKind::Partition, &healed)
     }
 
     pub async fn heal_partition(&self) -> anyhow::Result<()> {
@@ -184,13 +182,18 @@ impl SshFaults {
         let mut commands = Vec::new();
         for node in nodes {
             self.ip(node)?;
+        }
+        let each =
+            |detail: serde_json::Value| nodes.iter().map(move |n| (n.clone(), detail.clone()));
+        self.ledger
+            .apply_all(FaultKind::Loss, each(json!(quality.loss)).collect())?;
+        if wants_delay {
+            let detail = serde_json::to_value(quality)?;
             self.ledger
-                .apply(FaultKind::Loss, node, json!(quality.loss))?;
+                .apply_all(FaultKind::Latency, each(detail).collect())?;
+        }
+        for node in nodes {
             commands.push((node.clone(), commands::set_loss(quality.loss)));
-            if wants_delay {
-                self.ledger
-                    .apply(FaultKind::Latency, node, serde_json::to_value(quality)?)?;
-            }
             if let LatencyMechanism::Netem { device } = &self.latency {
                 let netem = commands::set_netem(device, wants_delay.then_some(quality));
                 commands.last_mut().expect("just pushed").1 += &format!(" && {netem}");
@@ -227,11 +230,9 @@ impl SshFaults {
                 .clear();
             self.write_link_faults().await?;
         }
-        for node in &self.nodes {
-            self.ledger.undo(FaultKind::Loss, &node.id)?;
-            self.ledger.undo(FaultKind::Latency, &node.id)?;
-        }
-        Ok(())
+        let all: Vec<NodeId> = self.nodes.iter().map(|n| n.id.clone()).collect();
+        self.ledger.undo_all(FaultKind::Loss, &all)?;
+        self.ledger.undo_all(FaultKind::Latency, &all)
     }
 
     /// Rewrites every node's link faults file from the degraded set: a link is as slow as the
