@@ -385,3 +385,55 @@ fn clock_faults_move_only_the_targets_clock() {
         assert!(faults.ledger().outstanding().unwrap().is_empty());
     });
 }
+
+/// Ctrl-C in the middle of faults on a cluster made for the run: the run heals, checks what it
+/// recorded (marked interrupted), and removes its containers, network and state.
+#[test]
+fn ctrl_c_heals_and_removes_a_cluster_made_for_the_run() {
+    if !docker_available("ctrl_c") {
+        return;
+    }
+    let store = tempfile::tempdir().unwrap();
+    let mut controller = Command::new(env!("CARGO_BIN_EXE_fissure"))
+        .args(["run", "--backend", "docker", "--nodes", "3"])
+        .args(["--nemesis", "partition,pause", "--nemesis-interval", "400ms"])
+        .args(["--time-limit", "60s", "--store", store.path().to_str().unwrap()])
+        .env("FISSURE_STATE_DIR", state_root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The run names its cluster after its pid.
+    let name = format!("fissure-{}", controller.id());
+    let _cleanup = Cluster { name: name.clone() };
+    let ledger = state::dir(&name).join("ledger.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let open = nuclei::ssh_faults::ledger::read_outstanding(&ledger).unwrap();
+        if !open.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no fault was ever applied");
+        assert!(controller.try_wait().unwrap().is_none(), "the run ended early");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(controller.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let waited = Instant::now();
+    let out = controller.wait_with_output().unwrap();
+    assert!(waited.elapsed() < Duration::from_secs(40), "took {:?}", waited.elapsed());
+    assert!(matches!(out.status.code(), Some(0..=2)), "{}", text(&out));
+    let results = results(store.path());
+    assert_eq!(results["run"]["interrupted"], true, "{results}");
+    assert!(results["run"]["heal_error"].is_null(), "{results}");
+    let left = Command::new("docker")
+        .args(["ps", "-aq", "--filter", &format!("label=fissure.cluster={name}")])
+        .output()
+        .unwrap();
+    assert!(left.stdout.is_empty(), "containers left behind");
+    assert!(!state::dir(&name).exists(), "state left behind");
+}
