@@ -282,7 +282,22 @@ impl SpecFile {
             .unwrap_or("local")
             .parse()
             .map_err(|e| anyhow::anyhow!("backend: {e}"))?;
-        let nodes = self.nodes.unwrap_or(defaults::NODES);
+        if let Some(cluster) = &self.cluster {
+            if backend != BackendKind::Docker {
+                bail!("cluster: --cluster names a docker cluster; add --backend docker");
+            }
+            crate::backend::state::check_name(cluster)
+                .map_err(|e| anyhow::anyhow!("cluster: {e}"))?;
+        }
+        // On an existing cluster, the run uses all of its nodes unless told otherwise.
+        let nodes = match (self.nodes, &self.cluster) {
+            (Some(nodes), _) => nodes,
+            (None, Some(cluster)) => crate::backend::state::ClusterState::load(cluster)
+                .map_err(|e| anyhow::anyhow!("cluster: {e:#}"))?
+                .nodes
+                .len(),
+            (None, None) => defaults::NODES,
+        };
         crate::profile::check_nodes(&target, nodes).map_err(|e| anyhow::anyhow!("nodes: {e}"))?;
         if let Some(bug) = &self.bug {
             crate::profile::check_bug(&target, bug).map_err(|e| anyhow::anyhow!("bug: {e}"))?;
@@ -324,13 +339,6 @@ impl SpecFile {
             Some(name) => check_name(name)?,
             None => format!("{target}-{workload_name}"),
         };
-        if let Some(cluster) = &self.cluster {
-            if backend != BackendKind::Docker {
-                bail!("cluster: --cluster names a docker cluster; add --backend docker");
-            }
-            crate::backend::state::check_name(cluster)
-                .map_err(|e| anyhow::anyhow!("cluster: {e}"))?;
-        }
         let spec = RunSpec {
             name,
             target,

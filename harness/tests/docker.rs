@@ -396,8 +396,18 @@ fn ctrl_c_heals_and_removes_a_cluster_made_for_the_run() {
     let store = tempfile::tempdir().unwrap();
     let mut controller = Command::new(env!("CARGO_BIN_EXE_fissure"))
         .args(["run", "--backend", "docker", "--nodes", "3"])
-        .args(["--nemesis", "partition,pause", "--nemesis-interval", "400ms"])
-        .args(["--time-limit", "60s", "--store", store.path().to_str().unwrap()])
+        .args([
+            "--nemesis",
+            "partition,pause",
+            "--nemesis-interval",
+            "400ms",
+        ])
+        .args([
+            "--time-limit",
+            "60s",
+            "--store",
+            store.path().to_str().unwrap(),
+        ])
         .env("FISSURE_STATE_DIR", state_root())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -415,7 +425,10 @@ fn ctrl_c_heals_and_removes_a_cluster_made_for_the_run() {
             break;
         }
         assert!(Instant::now() < deadline, "no fault was ever applied");
-        assert!(controller.try_wait().unwrap().is_none(), "the run ended early");
+        assert!(
+            controller.try_wait().unwrap().is_none(),
+            "the run ended early"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     nix::sys::signal::kill(
@@ -425,15 +438,102 @@ fn ctrl_c_heals_and_removes_a_cluster_made_for_the_run() {
     .unwrap();
     let waited = Instant::now();
     let out = controller.wait_with_output().unwrap();
-    assert!(waited.elapsed() < Duration::from_secs(40), "took {:?}", waited.elapsed());
+    assert!(
+        waited.elapsed() < Duration::from_secs(40),
+        "took {:?}",
+        waited.elapsed()
+    );
     assert!(matches!(out.status.code(), Some(0..=2)), "{}", text(&out));
     let results = results(store.path());
     assert_eq!(results["run"]["interrupted"], true, "{results}");
     assert!(results["run"]["heal_error"].is_null(), "{results}");
     let left = Command::new("docker")
-        .args(["ps", "-aq", "--filter", &format!("label=fissure.cluster={name}")])
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=fissure.cluster={name}"),
+        ])
         .output()
         .unwrap();
     assert!(left.stdout.is_empty(), "containers left behind");
     assert!(!state::dir(&name).exists(), "state left behind");
+}
+
+/// Latency without netem: the target's traffic runs through each node's link daemon, which a
+/// latency fault slows (client and peer links) and a restore makes fast again; loss adds
+/// iptables `statistic` rules that spare SSH.
+#[test]
+fn latency_goes_through_link_daemons_and_loss_through_iptables() {
+    if !docker_available("latency_and_loss") {
+        return;
+    }
+    use harness::backend::remote::{RemoteCluster, TargetConfig};
+    use harness::backend::RunCluster;
+    use nuclei::control::{ClusterControl, LinkQuality};
+    let cluster = Cluster::up("lat", 2);
+    let state = cluster.state();
+    let logs = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let config = TargetConfig {
+            target: "raft-kv".into(),
+            node_args: (0..2)
+                .map(|i| harness::profile::node_args("raft-kv", 2, i, None))
+                .collect(),
+            program: harness::backend::docker::program(),
+            logs_dir: logs.path().to_path_buf(),
+            start_timeout: Duration::from_secs(20),
+        };
+        let remote = RemoteCluster::start(state.clone(), config, None)
+            .await
+            .unwrap();
+        let addr = format!("{}:7001", state.nodes[0].ip);
+        let round_trip = || async {
+            let started = Instant::now();
+            harness::backend::status::status(&addr, Duration::from_secs(5))
+                .await
+                .unwrap();
+            started.elapsed()
+        };
+        assert!(round_trip().await < Duration::from_millis(200));
+        let slow = LinkQuality {
+            latency: Duration::from_millis(300),
+            jitter: Duration::ZERO,
+            loss: 0.0,
+        };
+        if remote.faults().latency_mechanism().name() == "link-daemon" {
+            remote.degrade(&["n1".to_string()], slow).await.unwrap();
+            // Wait for the daemon's next poll of its faults file.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let took = round_trip().await;
+            assert!(
+                took >= Duration::from_millis(550),
+                "degraded round trip {took:?}"
+            );
+            remote.restore_links().await.unwrap();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let took = round_trip().await;
+            assert!(
+                took < Duration::from_millis(200),
+                "restored round trip {took:?}"
+            );
+        } else {
+            eprintln!("this kernel has netem: the link daemon path is not exercised");
+        }
+        let lossy = LinkQuality {
+            loss: 0.3,
+            ..LinkQuality::default()
+        };
+        remote.degrade(&["n2".to_string()], lossy).await.unwrap();
+        let (_, rules) = exec(&cluster.container("n2"), "iptables -S");
+        assert!(rules.contains("--probability 0.29"), "{rules}");
+        assert!(rules.contains("--dport 22 -j RETURN"), "{rules}");
+        remote.restore_links().await.unwrap();
+        let (_, rules) = exec(&cluster.container("n2"), "iptables -S");
+        assert!(!rules.contains("statistic"), "{rules}");
+        remote.shutdown().await.unwrap();
+        assert!(remote.faults().leftovers().await.unwrap().is_empty());
+    });
+    assert!(logs.path().join("n1/links.log").is_file());
 }

@@ -66,9 +66,8 @@ pub fn run(action: ClusterAction) -> anyhow::Result<u8> {
                 describe_latency(&state.latency)
             );
             println!(
-                "run on it: fissure run --backend docker --cluster {} --nodes {}",
-                state.name,
-                state.nodes.len()
+                "run on it: fissure run --backend docker --cluster {}",
+                state.name
             );
             Ok(EXIT_VALID)
         }

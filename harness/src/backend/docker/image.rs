@@ -149,12 +149,24 @@ pub fn which(program: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// The id of the image tagged `reference`, if there is one.
+fn image_id(reference: &str) -> Option<String> {
+    let out = Command::new("docker")
+        .args(["image", "ls", "-q", reference])
+        .stdin(Stdio::null())
+        .output()
+        .ok()?;
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (!id.is_empty()).then_some(id)
+}
+
 fn build_blocking(reference: &str) -> anyhow::Result<()> {
     ensure_mmdebstrap()?;
     if !nix::unistd::geteuid().is_root() {
         bail!("building the node image needs root (mmdebstrap --mode=root): run `sudo fissure image build`");
     }
     let started = Instant::now();
+    let replaced = image_id(reference);
     let work = tempfile::tempdir().context("cannot make a temporary directory")?;
     let entrypoint = work.path().join("entrypoint.sh");
     let sshd = work.path().join("sshd.conf");
@@ -238,6 +250,13 @@ fn build_blocking(reference: &str) -> anyhow::Result<()> {
             "docker import failed: {}",
             engine::explain(String::from_utf8_lossy(&imported.stderr).trim())
         );
+    }
+    if let Some(old) = replaced {
+        // The rebuilt tag moved to the new image; the old one would linger untagged.
+        let _ = Command::new("docker")
+            .args(["image", "rm", &old])
+            .stdin(Stdio::null())
+            .output();
     }
     let took = started.elapsed();
     tracing::info!(
