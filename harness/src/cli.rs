@@ -81,6 +81,9 @@ pub enum ClusterAction {
         name: String,
         #[arg(long, default_value = "docker")]
         backend: String,
+        /// Even while a run is using it.
+        #[arg(long)]
+        force: bool,
     },
     /// Show clusters: nodes, containers, SSH, and faults their ledgers say are in force.
     Status {
@@ -95,6 +98,9 @@ pub enum ClusterAction {
 pub struct HealArgs {
     /// The cluster to heal [default: every known cluster].
     pub cluster: Option<String>,
+    /// Even while a run is using it (that run's faults are undone under it).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

@@ -63,6 +63,20 @@ fn fissure(args: &[&str]) -> Output {
         .expect("fissure runs")
 }
 
+/// A 60 s docker run in the background (to be interrupted), storing into `store`.
+fn spawn_run(store: &std::path::Path, args: &str) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_fissure"))
+        .args(["run", "--backend", "docker", "--time-limit", "60s"])
+        .args(["--store", store.to_str().unwrap()])
+        .args(args.split_whitespace())
+        .env("FISSURE_STATE_DIR", state_root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 fn text(output: &Output) -> String {
     format!(
         "exit {:?}\nstdout:\n{}\nstderr:\n{}",
@@ -260,34 +274,13 @@ fn partitions_cut_peers_and_heal_cleans_up_after_a_killed_controller() {
 
     // A controller SIGKILLed while partitions, pauses and clock skews are in force.
     let store = tempfile::tempdir().unwrap();
-    let mut controller = Command::new(env!("CARGO_BIN_EXE_fissure"))
-        .args([
-            "run",
-            "--backend",
-            "docker",
-            "--cluster",
-            &cluster.name,
-            "--nodes",
-            "3",
-        ])
-        .args([
-            "--nemesis",
-            "partition,pause,clock",
-            "--nemesis-interval",
-            "400ms",
-        ])
-        .args([
-            "--time-limit",
-            "60s",
-            "--store",
-            store.path().to_str().unwrap(),
-        ])
-        .env("FISSURE_STATE_DIR", state_root())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut controller = spawn_run(
+        store.path(),
+        &format!(
+            "--cluster {} --nodes 3 --nemesis partition,pause,clock --nemesis-interval 400ms",
+            cluster.name
+        ),
+    );
     let ledger = state.ledger();
     let deadline = Instant::now() + Duration::from_secs(40);
     let in_force = loop {
@@ -306,6 +299,12 @@ fn partitions_cut_peers_and_heal_cleans_up_after_a_killed_controller() {
         );
         std::thread::sleep(Duration::from_millis(100));
     };
+    // A live run holds the cluster: heal and down refuse to act under it.
+    let refused = fissure(&["heal", &cluster.name]);
+    assert_eq!(refused.status.code(), Some(3), "{}", text(&refused));
+    assert!(text(&refused).contains("in use"), "{}", text(&refused));
+    let refused = fissure(&["cluster", "down", &cluster.name]);
+    assert_eq!(refused.status.code(), Some(3), "{}", text(&refused));
     controller.kill().unwrap();
     controller.wait().unwrap();
     let chains = exec(
@@ -394,31 +393,22 @@ fn ctrl_c_heals_and_removes_a_cluster_made_for_the_run() {
         return;
     }
     let store = tempfile::tempdir().unwrap();
-    let mut controller = Command::new(env!("CARGO_BIN_EXE_fissure"))
-        .args(["run", "--backend", "docker", "--nodes", "3"])
-        .args([
-            "--nemesis",
-            "partition,pause",
-            "--nemesis-interval",
-            "400ms",
-        ])
-        .args([
-            "--time-limit",
-            "60s",
-            "--store",
-            store.path().to_str().unwrap(),
-        ])
-        .env("FISSURE_STATE_DIR", state_root())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The run names its cluster after its pid.
-    let name = format!("fissure-{}", controller.id());
+    let mut controller = spawn_run(
+        store.path(),
+        "--nodes 3 --nemesis partition,pause --nemesis-interval 400ms",
+    );
+    // The run names its cluster after its pid (and a random suffix).
+    let prefix = format!("fissure-{}-", controller.id());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let name = loop {
+        if let Some(name) = state::list().into_iter().find(|n| n.starts_with(&prefix)) {
+            break name;
+        }
+        assert!(Instant::now() < deadline, "the run made no cluster");
+        std::thread::sleep(Duration::from_millis(50));
+    };
     let _cleanup = Cluster { name: name.clone() };
     let ledger = state::dir(&name).join("ledger.jsonl");
-    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let open = nuclei::ssh_faults::ledger::read_outstanding(&ledger).unwrap();
         if !open.is_empty() {

@@ -189,6 +189,52 @@ impl ClusterState {
     }
 }
 
+/// Use of a cluster by one controller: a `fissure run` holds it while its target runs, and
+/// `fissure heal` and `cluster down` refuse to act under a live run (which heals itself on
+/// exit) unless forced. An advisory lock on `<state>/lock`, which the kernel drops when the
+/// holder dies, even by SIGKILL: a crashed controller never leaves the cluster locked.
+pub struct ClusterLock {
+    _held: nix::fcntl::Flock<std::fs::File>,
+}
+
+impl ClusterState {
+    /// Takes the cluster for `purpose`, or says who has it.
+    pub fn lock(&self, purpose: &str) -> anyhow::Result<ClusterLock> {
+        lock_dir(&self.dir(), &self.name, purpose)
+    }
+}
+
+/// Locks `<dir>/lock` for `purpose`, or says who holds it.
+fn lock_dir(dir: &Path, name: &str, purpose: &str) -> anyhow::Result<ClusterLock> {
+    use std::io::{Read, Seek, Write};
+    let path = dir.join("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+        Ok(mut held) => {
+            let note = format!("pid {}: {purpose}\n", std::process::id());
+            held.set_len(0)?;
+            held.rewind()?;
+            held.write_all(note.as_bytes())?;
+            Ok(ClusterLock { _held: held })
+        }
+        Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            bail!(
+                "cluster {name} is in use ({}): a run heals its own faults when it ends",
+                holder.trim()
+            )
+        }
+        Err((_, e)) => Err(e).with_context(|| format!("cannot lock {}", path.display())),
+    }
+}
+
 /// An ed25519 key pair without a passphrase, made by ssh-keygen: the key only ever opens this
 /// cluster's throwaway nodes, and it never leaves the state directory.
 fn generate_key(path: &Path, comment: &str) -> anyhow::Result<()> {
@@ -215,6 +261,20 @@ fn generate_key(path: &Path, comment: &str) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cluster_is_used_by_one_controller_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = lock_dir(dir.path(), "c1", "a run").unwrap();
+        let refused = lock_dir(dir.path(), "c1", "heal").err().unwrap();
+        let said = format!("{refused:#}");
+        assert!(said.contains("in use") && said.contains("a run"), "{said}");
+        drop(first);
+        assert!(
+            lock_dir(dir.path(), "c1", "heal").is_ok(),
+            "the lock goes with its holder"
+        );
+    }
 
     #[test]
     fn names_are_checked() {

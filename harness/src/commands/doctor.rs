@@ -90,7 +90,10 @@ async fn docker(cluster_name: Option<String>) -> anyhow::Result<u8> {
     ));
     let reference = image::reference();
     let cached = daemon.is_ok() && engine::image_exists(&reference).await.unwrap_or(false);
-    let mmdebstrap = image::which("mmdebstrap").is_some();
+    // Building needs mmdebstrap (installed on the fly with apt) and root.
+    let root = nix::unistd::geteuid().is_root();
+    let mmdebstrap =
+        root && (image::which("mmdebstrap").is_some() || image::which("apt-get").is_some());
     setup.push(Check::new(
         "node image",
         cached || mmdebstrap,
@@ -98,10 +101,12 @@ async fn docker(cluster_name: Option<String>) -> anyhow::Result<u8> {
             format!("{reference} is built")
         } else if mmdebstrap {
             format!("{reference} will be built with mmdebstrap on first use (about 30 s)")
+        } else if !root {
+            format!("{reference} is not built, and building it needs root")
         } else {
             format!("{reference} is not built and mmdebstrap is missing")
         },
-        "apt-get install mmdebstrap (fissure installs it itself when run as root), then fissure image build",
+        "as root: apt-get install mmdebstrap, then fissure image build",
     ));
     let keygen = image::which("ssh-keygen").is_some();
     setup.push(Check::new(
@@ -118,7 +123,11 @@ async fn docker(cluster_name: Option<String>) -> anyhow::Result<u8> {
     let (probe_state, made) = match cluster_name {
         Some(name) => (state::ClusterState::load(&name)?, false),
         None => {
-            let name = format!("doctor-{}", std::process::id());
+            let name = format!(
+                "doctor-{}-{:04x}",
+                std::process::id(),
+                rand::random::<u16>()
+            );
             eprintln!("starting a probe container ({name}) to check what nodes can do...");
             (cluster::up(&name, 1, true).await?.0, true)
         }
@@ -146,7 +155,7 @@ async fn probe_nodes(
     cluster: &state::ClusterState,
     setup: &mut Vec<Check>,
 ) -> anyhow::Result<Vec<Check>> {
-    let fleet = remote::fleet(cluster)?;
+    let fleet = remote::probe_fleet(cluster)?;
     for (node, answer) in fleet.exec_all("true", Duration::from_secs(5)).await {
         setup.push(Check::new(
             &format!("ssh to {node}"),
@@ -158,11 +167,20 @@ async fn probe_nodes(
             ),
         ));
     }
-    let node = fleet.get(&cluster.nodes[0].id)?;
+    let Some(first) = cluster.nodes.first() else {
+        bail!(
+            "cluster {} has no nodes: remove it with `fissure cluster down {}`",
+            cluster.name,
+            cluster.name
+        );
+    };
+    let node = fleet.get(&first.id)?;
     let ask = |command: String| async move { succeeds(node, &command).await };
-    let chain = "FISSURE-DOCTOR";
+    // A chain of our own that nothing jumps to (heal removes it should this be cut short).
+    let chain = commands::DOCTOR_CHAIN;
     let iptables = ask(format!(
-        "iptables -w 5 -N {chain} && iptables -w 5 -A {chain} -s 192.0.2.1 -j DROP"
+        "{{ iptables -w 5 -N {chain} 2>/dev/null; iptables -w 5 -F {chain}; }} && \
+         iptables -w 5 -A {chain} -s 192.0.2.1 -j DROP"
     ))
     .await;
     let statistic = ask(format!(

@@ -74,7 +74,7 @@ pub async fn execute(spec: RunSpec, launched: Instant) -> anyhow::Result<u8> {
     let checker_specs = std::mem::take(&mut workload.checkers);
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let interrupt = tokio::spawn(watch_ctrl_c(stop_tx));
+    let interrupt = tokio::spawn(watch_ctrl_c(stop_tx, spec.backend));
     let progress = Progress::start(&spec);
     progress.set_stage("starting the cluster");
 
@@ -90,7 +90,17 @@ pub async fn execute(spec: RunSpec, launched: Instant) -> anyhow::Result<u8> {
     let client_addrs = cluster.client_addrs();
     let control: Arc<dyn ClusterControl> = cluster.clone().control();
 
-    let (recorder, writer) = recorder::open(&run.history(), Instant::now())?;
+    let (recorder, writer) = match recorder::open(&run.history(), Instant::now()) {
+        Ok(opened) => opened,
+        Err(e) => {
+            if let Err(down) = cluster.shutdown().await {
+                tracing::error!("shutting the cluster down: {down:#}");
+            }
+            progress.finish();
+            interrupt.abort();
+            return Err(e);
+        }
+    };
     run.link_latest();
     let cluster_ready = launched.elapsed();
     progress.set_stage("running");
@@ -230,9 +240,10 @@ fn node_program() -> anyhow::Result<std::path::PathBuf> {
 }
 
 /// First Ctrl-C: stop the run gracefully (heal, shut down, check what was recorded). A second
-/// one is left to the default handler... which tokio has replaced, so exit at once instead;
-/// the backend's nodes die with us (they are tied to our lifetime).
-async fn watch_ctrl_c(stop: watch::Sender<bool>) {
+/// one is left to the default handler... which tokio has replaced, so exit at once instead.
+/// Local nodes die with us (they are tied to our lifetime); docker nodes and their faults do
+/// not, so say how to clean them up.
+async fn watch_ctrl_c(stop: watch::Sender<bool>, backend: BackendKind) {
     if tokio::signal::ctrl_c().await.is_err() {
         return;
     }
@@ -241,6 +252,12 @@ async fn watch_ctrl_c(stop: watch::Sender<bool>) {
     let _ = stop.send(true);
     if tokio::signal::ctrl_c().await.is_ok() {
         eprintln!("aborted");
+        if backend == BackendKind::Docker {
+            eprintln!(
+                "faults and containers may remain: see `fissure cluster status`, then \
+                 `fissure heal` (and `fissure cluster down <name>` for a cluster made for this run)"
+            );
+        }
         std::process::exit(i32::from(EXIT_ERROR));
     }
 }

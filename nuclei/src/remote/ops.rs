@@ -118,6 +118,14 @@ pub(super) enum Source {
     Bytes(Arc<Vec<u8>>),
 }
 
+/// An SFTP channel on `conn`; failing to open one means a stale session, so it is retried.
+fn start_sftp(conn: &Conn, label: &str, io_timeout: Duration) -> Result<ssh2::Sftp, Attempt> {
+    conn.session.set_timeout(millis(io_timeout));
+    conn.session
+        .sftp()
+        .map_err(|e| conn.retry(anyhow!("starting SFTP on {label}: {e}")))
+}
+
 /// Writes `source` to `remote_path.part`, sets `mode`, and renames it over `remote_path`.
 pub(super) fn upload(
     conn: &Conn,
@@ -127,11 +135,7 @@ pub(super) fn upload(
     mode: i32,
     io_timeout: Duration,
 ) -> Result<(), Attempt> {
-    let session = &conn.session;
-    session.set_timeout(millis(io_timeout));
-    let sftp = session
-        .sftp()
-        .map_err(|e| conn.retry(anyhow!("starting SFTP on {label}: {e}")))?;
+    let sftp = start_sftp(conn, label, io_timeout)?;
     let part = format!("{remote_path}.part");
     let flags = OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::TRUNCATE;
     let mut file = sftp
@@ -207,11 +211,7 @@ pub(super) fn download(
     local: &Path,
     io_timeout: Duration,
 ) -> Result<(), Attempt> {
-    let session = &conn.session;
-    session.set_timeout(millis(io_timeout));
-    let sftp = session
-        .sftp()
-        .map_err(|e| conn.retry(anyhow!("starting SFTP on {label}: {e}")))?;
+    let sftp = start_sftp(conn, label, io_timeout)?;
     let mut file = sftp
         .open(Path::new(remote_path))
         .map_err(|e| classify(conn, e, format!("opening {remote_path} on {label}")))?;

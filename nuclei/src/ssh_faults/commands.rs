@@ -27,11 +27,15 @@ pub const PARTITION_CHAIN: &str = "FISSURE-PARTITION";
 pub const LOSS_IN_CHAIN: &str = "FISSURE-LOSS-IN";
 pub const LOSS_OUT_CHAIN: &str = "FISSURE-LOSS-OUT";
 
+/// `fissure doctor`'s probe chain (never jumped to; removed by heal should a probe be cut short).
+pub const DOCTOR_CHAIN: &str = "FISSURE-DOCTOR";
+
 /// Our chains and the built-in chain each is jumped to from.
-const CHAINS: [(&str, &str); 3] = [
+const CHAINS: [(&str, &str); 4] = [
     (PARTITION_CHAIN, "INPUT"),
     (LOSS_IN_CHAIN, "INPUT"),
     (LOSS_OUT_CHAIN, "OUTPUT"),
+    (DOCTOR_CHAIN, "INPUT"),
 ];
 
 /// `iptables -w`: waits for the xtables lock instead of failing when two commands race.
@@ -59,7 +63,8 @@ pub fn set_partition(drop_from: &[String]) -> String {
 }
 
 /// Drops a share `loss` of the node's packets each way, sparing SSH (port 22) so that the
-/// controller keeps control of a lossy node. `loss <= 0` just flushes.
+/// controller keeps control of a lossy node, and loopback, which the link daemon's hops cross
+/// (a packet must be lost once per link, not once per hop). `loss <= 0` just flushes.
 pub fn set_loss(loss: f64) -> String {
     let mut parts = vec![
         ensure_chain(LOSS_IN_CHAIN, "INPUT"),
@@ -71,19 +76,19 @@ pub fn set_loss(loss: f64) -> String {
         let p = format!("{:.4}", loss.min(1.0));
         parts.push(format!(
             "{IPT} -A {LOSS_IN_CHAIN} -p tcp --dport 22 -j RETURN && \
-             {IPT} -A {LOSS_IN_CHAIN} -m statistic --mode random --probability {p} -j DROP"
+             {IPT} -A {LOSS_IN_CHAIN} ! -i lo -m statistic --mode random --probability {p} -j DROP"
         ));
         parts.push(format!(
             "{IPT} -A {LOSS_OUT_CHAIN} -p tcp --sport 22 -j RETURN && \
-             {IPT} -A {LOSS_OUT_CHAIN} -m statistic --mode random --probability {p} -j DROP"
+             {IPT} -A {LOSS_OUT_CHAIN} ! -o lo -m statistic --mode random --probability {p} -j DROP"
         ));
     }
     parts.join(" && ")
 }
 
-/// Removes every Fissure chain and its jump; no Fissure rule is left on the node.
+/// Removes every Fissure chain and its jump; fails unless no Fissure chain is left.
 pub fn remove_chains() -> String {
-    CHAINS
+    let removals: Vec<String> = CHAINS
         .iter()
         .map(|(chain, from)| {
             format!(
@@ -91,9 +96,12 @@ pub fn remove_chains() -> String {
                  {IPT} -F {chain} 2>/dev/null; {IPT} -X {chain} 2>/dev/null"
             )
         })
-        .collect::<Vec<_>>()
-        .join("; ")
-        + "; true"
+        .collect();
+    format!(
+        "{}; if {IPT} -S | grep -q '^-N FISSURE'; then \
+         echo 'Fissure chains are left:' >&2; {IPT} -S | grep FISSURE >&2; false; fi",
+        removals.join("; ")
+    )
 }
 
 /// Lists the Fissure chains present (one name per line), for checks and `fissure doctor`.
@@ -101,7 +109,10 @@ pub fn list_chains() -> String {
     format!("{IPT} -S | awk '$1 == \"-N\" && $2 ~ /^FISSURE/ {{ print $2 }}'")
 }
 
-/// netem delay (and jitter) on the node's interface; `None` removes it.
+/// netem delay (and jitter) on the node's interface; `None` removes it (and fails if a netem
+/// qdisc is left). netem shapes what the node sends: every packet out of a degraded node is
+/// late by `latency`, so a round trip through it takes `latency` longer (the link daemon, which
+/// delays each direction, adds it both ways). SSH to the node is slowed too.
 pub fn set_netem(device: &str, quality: Option<LinkQuality>) -> String {
     match quality {
         Some(q) if !q.latency.is_zero() || !q.jitter.is_zero() => format!(
@@ -109,7 +120,10 @@ pub fn set_netem(device: &str, quality: Option<LinkQuality>) -> String {
             q.latency.as_millis(),
             q.jitter.as_millis()
         ),
-        _ => format!("tc qdisc del dev {device} root 2>/dev/null; true"),
+        _ => format!(
+            "tc qdisc del dev {device} root 2>/dev/null; \
+             ! tc qdisc show dev {device} | grep -q netem"
+        ),
     }
 }
 
@@ -202,6 +216,7 @@ mod tests {
         assert!(cmd.contains("--dport 22 -j RETURN"));
         assert!(cmd.contains("--sport 22 -j RETURN"));
         assert_eq!(cmd.matches("--probability 0.2500").count(), 2);
+        assert!(cmd.contains("! -i lo -m statistic") && cmd.contains("! -o lo -m statistic"));
         assert!(!set_loss(0.0).contains("statistic"));
     }
 
@@ -213,6 +228,10 @@ mod tests {
             assert!(cmd.contains(&format!("-X {chain}")));
         }
         assert!(!cmd.contains("nat"));
+        assert!(
+            cmd.ends_with("false; fi"),
+            "removal must fail if a chain is left: {cmd}"
+        );
     }
 
     #[test]

@@ -92,16 +92,23 @@ fn now() -> String {
 impl Ledger {
     /// Opens (creating) the ledger at `path`.
     pub fn open(path: &Path) -> anyhow::Result<Ledger> {
-        let file = OpenOptions::new()
+        let cannot = || {
+            format!(
+                "cannot open the fault ledger {} (is the cluster's state directory writable?)",
+                path.display()
+            )
+        };
+        let mut file = OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .open(path)
-            .with_context(|| {
-                format!(
-                    "cannot open the fault ledger {} (is the cluster's state directory writable?)",
-                    path.display()
-                )
-            })?;
+            .with_context(cannot)?;
+        // A line torn by a controller that died mid-write is ended, so the next entry is not
+        // glued onto it (and lost with it).
+        if !ends_with_newline(&mut file).with_context(cannot)? {
+            file.write_all(b"\n").with_context(cannot)?;
+        }
         Ok(Ledger {
             path: path.to_path_buf(),
             file: Mutex::new(file),
@@ -200,6 +207,18 @@ impl Ledger {
     }
 }
 
+/// True if `file` is empty or ends with a newline.
+fn ends_with_newline(file: &mut File) -> std::io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    if file.metadata()?.len() == 0 {
+        return Ok(true);
+    }
+    file.seek(SeekFrom::End(-1))?;
+    let mut last = [0u8];
+    file.read_exact(&mut last)?;
+    Ok(last[0] == b'\n')
+}
+
 /// The faults the ledger at `path` says may still be in force (none if there is no ledger).
 pub fn read_outstanding(path: &Path) -> anyhow::Result<Vec<Outstanding>> {
     let file = match File::open(path) {
@@ -291,6 +310,10 @@ mod tests {
         let open = read_outstanding(&path).unwrap();
         assert_eq!(open.len(), 1);
         assert_eq!(open[0].kind, FaultKind::Loss);
+        // The next controller's entries are not glued onto the torn line.
+        let ledger = Ledger::open(&path).unwrap();
+        ledger.apply(FaultKind::Pause, "n2", json!(null)).unwrap();
+        assert_eq!(ledger.outstanding().unwrap().len(), 2);
     }
 
     #[test]

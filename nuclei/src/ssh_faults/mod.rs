@@ -23,7 +23,7 @@ use anyhow::{bail, Context};
 use ledger::{FaultKind, Ledger, Outstanding};
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How long one fault command may take on a node.
@@ -76,6 +76,8 @@ pub struct SshFaults {
     latency: LatencyMechanism,
     /// The latency of each degraded node (what the link daemons' files are computed from).
     degraded: Mutex<BTreeMap<NodeId, LinkQuality>>,
+    /// Fault commands on their way hold a share; a heal holds all of it.
+    in_flight: Arc<tokio::sync::RwLock<()>>,
 }
 
 impl SshFaults {
@@ -91,6 +93,7 @@ impl SshFaults {
             ledger,
             latency,
             degraded: Mutex::new(BTreeMap::new()),
+            in_flight: Arc::new(tokio::sync::RwLock::new(())),
         }
     }
 
@@ -117,30 +120,38 @@ impl SshFaults {
         }
     }
 
-    /// Runs one command per node, all at once; one error naming every node that failed.
+    /// Runs `op` to completion in a task of its own, even if the caller stops waiting (a clock
+    /// strobe is aborted when its fault ends), holding a share of `in_flight`: a heal takes all
+    /// of it, so no fault command can land on a node after the heal that should undo it.
+    async fn guarded<T: Send + 'static>(
+        &self,
+        op: impl std::future::Future<Output = anyhow::Result<T>> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let share = self.in_flight.clone().read_owned().await;
+        tokio::spawn(async move {
+            let out = op.await;
+            drop(share);
+            out
+        })
+        .await
+        .context("a fault task failed")?
+    }
+
+    /// Runs `command` on `node`, guarded; its stdout.
+    async fn run_on(&self, node: &str, command: String) -> anyhow::Result<String> {
+        let remote = self.remote(node)?.clone();
+        self.guarded(async move { remote.exec_ok(&command, COMMAND_TIMEOUT).await })
+            .await
+    }
+
+    /// Runs one command per node, all at once, guarded; one error naming every node that
+    /// failed.
     async fn on_each(&self, commands: Vec<(NodeId, String)>) -> anyhow::Result<()> {
-        let mut tasks = tokio::task::JoinSet::new();
+        let mut remotes = Vec::new();
         for (node, command) in commands {
-            let remote = self.remote(&node)?.clone();
-            tasks.spawn(async move {
-                let result = remote.exec_ok(&command, COMMAND_TIMEOUT).await;
-                (node, result)
-            });
+            remotes.push((self.remote(&node)?.clone(), command));
         }
-        let mut failures = Vec::new();
-        while let Some(joined) = tasks.join_next().await {
-            match joined {
-                Ok((_, Ok(_))) => {}
-                Ok((node, Err(e))) => failures.push(format!("{node}: {e:#}")),
-                Err(e) => failures.push(format!("a fault task failed: {e}")),
-            }
-        }
-        if failures.is_empty() {
-            Ok(())
-        } else {
-            failures.sort();
-            bail!("{}", failures.join("; "))
-        }
+        self.guarded(run_each(remotes)).await
     }
 
     /// Replaces the partition: afterwards each node drops exactly the packets of the peers its
@@ -279,8 +290,7 @@ impl SshFaults {
     /// SIGKILLs the node's target and waits until it is gone.
     pub async fn kill(&self, node: &str) -> anyhow::Result<()> {
         self.ledger.apply(FaultKind::Kill, node, json!(null))?;
-        self.remote(node)?
-            .exec_ok(&commands::kill_process(), COMMAND_TIMEOUT)
+        self.run_on(node, commands::kill_process())
             .await
             .with_context(|| format!("killing {node}"))?;
         Ok(())
@@ -289,8 +299,7 @@ impl SshFaults {
     /// Starts the node's target from its launch script, unless it runs (a paused one is
     /// resumed). Readiness is the caller's to wait for.
     pub async fn start(&self, node: &str) -> anyhow::Result<()> {
-        self.remote(node)?
-            .exec_ok(&commands::start_process(), COMMAND_TIMEOUT)
+        self.run_on(node, commands::start_process())
             .await
             .with_context(|| format!("starting {node}"))?;
         self.ledger.undo(FaultKind::Kill, node)?;
@@ -299,16 +308,14 @@ impl SshFaults {
 
     pub async fn pause(&self, node: &str) -> anyhow::Result<()> {
         self.ledger.apply(FaultKind::Pause, node, json!(null))?;
-        self.remote(node)?
-            .exec_ok(&commands::signal_process("STOP"), COMMAND_TIMEOUT)
+        self.run_on(node, commands::signal_process("STOP"))
             .await
             .with_context(|| format!("pausing {node}"))?;
         Ok(())
     }
 
     pub async fn resume(&self, node: &str) -> anyhow::Result<()> {
-        self.remote(node)?
-            .exec_ok(&commands::signal_process("CONT"), COMMAND_TIMEOUT)
+        self.run_on(node, commands::signal_process("CONT"))
             .await
             .with_context(|| format!("resuming {node}"))?;
         self.ledger.undo(FaultKind::Pause, node)
@@ -322,8 +329,7 @@ impl SshFaults {
         }
         let write =
             commands::write_file(commands::CLOCK_FILE, &commands::faketime_offset(offset_ms));
-        self.remote(node)?
-            .exec_ok(&write, COMMAND_TIMEOUT)
+        self.run_on(node, write)
             .await
             .with_context(|| format!("setting {node}'s clock"))?;
         if offset_ms == 0 {
@@ -347,49 +353,68 @@ impl SshFaults {
 
     /// Undoes every fault on every node, whatever the ledger says: removes Fissure's chains,
     /// removes netem, clears link faults, resets clocks and resumes paused targets; then starts
-    /// the targets the ledger says were killed. Tries every node even when one fails, and marks
-    /// the ledger healed only when all succeeded.
+    /// the targets the ledger says were killed, and checks that nothing is left. Waits for fault
+    /// commands still on their way first. Tries every node even when one fails, and marks the
+    /// ledger healed only when everything succeeded.
     pub async fn heal_everything(&self) -> anyhow::Result<HealReport> {
         let undone = self.ledger.outstanding()?;
-        let mut sweep = vec![
+        let mut steps = vec![
             commands::remove_chains(),
             commands::write_file(commands::CLOCK_FILE, &commands::faketime_offset(0)),
             commands::signal_process("CONT"),
         ];
         match &self.latency {
-            LatencyMechanism::Netem { device } => sweep.push(commands::set_netem(device, None)),
-            LatencyMechanism::LinkDaemon => sweep.push(commands::write_file(
+            LatencyMechanism::Netem { device } => steps.push(commands::set_netem(device, None)),
+            LatencyMechanism::LinkDaemon => steps.push(commands::write_file(
                 commands::LINK_FAULTS_FILE,
                 &LinkFaults::default().to_json(),
             )),
             LatencyMechanism::Unavailable { .. } => {}
         }
-        let sweep = sweep.join("; ");
+        // Every step runs; the command fails if any did.
+        let sweep = format!(
+            "rc=0; {}; exit $rc",
+            steps
+                .iter()
+                .map(|step| format!("{{ {step}; }} || rc=1"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
         let mut report = HealReport {
             undone,
             failures: Vec::new(),
         };
-        let commands = self.nodes.iter().map(|n| (n.id.clone(), sweep.clone()));
-        if let Err(e) = self.on_each(commands.collect()).await {
-            report.failures.push(format!("{e:#}"));
+        {
+            let _all = self.in_flight.clone().write_owned().await;
+            let commands = self
+                .nodes
+                .iter()
+                .map(|n| (self.remote(&n.id), sweep.clone()));
+            let commands: anyhow::Result<Vec<(Remote, String)>> = commands
+                .map(|(remote, command)| Ok((remote?.clone(), command)))
+                .collect();
+            if let Err(e) = run_each(commands?).await {
+                report.failures.push(format!("{e:#}"));
+            }
         }
         self.degraded
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
-        let killed: Vec<NodeId> = report
-            .undone
-            .iter()
-            .filter(|o| o.kind == FaultKind::Kill)
-            .map(|o| o.node.clone())
-            .collect();
-        for node in killed {
+        let killed = report.undone.iter().filter(|o| o.kind == FaultKind::Kill);
+        for node in killed.map(|o| o.node.clone()).collect::<Vec<_>>() {
             if let Err(e) = self.start(&node).await {
                 report.failures.push(format!("{e:#}"));
             }
         }
         if report.failures.is_empty() {
-            self.ledger.healed()?;
+            match self.leftovers().await {
+                Ok(left) if left.is_empty() => self.ledger.healed()?,
+                Ok(left) => report
+                    .failures
+                    .push(format!("still faulted after healing: {}", left.join("; "))),
+                Err(e) => report.failures.push(format!("checking the heal: {e:#}")),
+            }
         }
         Ok(report)
     }
@@ -397,12 +422,22 @@ impl SshFaults {
     /// What is left of Fissure's faults on each node: Fissure chains, a paused target, a clock
     /// file off zero. Empty when the cluster is clean.
     pub async fn leftovers(&self) -> anyhow::Result<Vec<String>> {
-        let probe = format!(
+        let mut probe = format!(
             "echo chains: $({} | tr '\\n' ' '); echo state: $({}); echo clock: $(cat {} 2>/dev/null)",
             commands::list_chains(),
             commands::process_state(),
             commands::CLOCK_FILE
         );
+        match &self.latency {
+            LatencyMechanism::Netem { device } => probe.push_str(&format!(
+                "; echo netem: $(tc qdisc show dev {device} | grep -o netem)"
+            )),
+            LatencyMechanism::LinkDaemon => probe.push_str(&format!(
+                "; echo links: $(cat {} 2>/dev/null)",
+                commands::LINK_FAULTS_FILE
+            )),
+            LatencyMechanism::Unavailable { .. } => {}
+        }
         let mut found = Vec::new();
         for (node, out) in self.fleet.exec_ok_all(&probe, COMMAND_TIMEOUT).await? {
             for line in out.lines() {
@@ -412,6 +447,8 @@ impl SshFaults {
                     "chains" => !value.is_empty(),
                     "state" => value == "paused",
                     "clock" => !value.is_empty() && value != "+0.000",
+                    "netem" => !value.is_empty(),
+                    "links" => !value.is_empty() && value != "{}",
                     _ => false,
                 };
                 if left {
@@ -420,6 +457,31 @@ impl SshFaults {
             }
         }
         Ok(found)
+    }
+}
+
+/// Runs one command per node, all at once; one error naming every node that failed.
+async fn run_each(commands: Vec<(Remote, String)>) -> anyhow::Result<()> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for (remote, command) in commands {
+        tasks.spawn(async move {
+            let result = remote.exec_ok(&command, COMMAND_TIMEOUT).await;
+            (remote.node().to_string(), result)
+        });
+    }
+    let mut failures = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((_, Ok(_))) => {}
+            Ok((node, Err(e))) => failures.push(format!("{node}: {e:#}")),
+            Err(e) => failures.push(format!("a fault task failed: {e}")),
+        }
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        failures.sort();
+        bail!("{}", failures.join("; "))
     }
 }
 

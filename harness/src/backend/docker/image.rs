@@ -167,6 +167,9 @@ fn build_blocking(reference: &str) -> anyhow::Result<()> {
     }
     let started = Instant::now();
     let replaced = image_id(reference);
+    // Imported under a provisional tag, and tagged for real only once both mmdebstrap and the
+    // import succeeded: a failed build never leaves a broken image under the cached tag.
+    let building = format!("{reference}-building");
     let work = tempfile::tempdir().context("cannot make a temporary directory")?;
     let entrypoint = work.path().join("entrypoint.sh");
     let sshd = work.path().join("sshd.conf");
@@ -214,7 +217,7 @@ fn build_blocking(reference: &str) -> anyhow::Result<()> {
             "--change",
             &format!("LABEL fissure.recipe={reference}"),
             "-",
-            reference,
+            &building,
         ])
         .stdin(Stdio::from(tarball))
         .stdout(Stdio::null())
@@ -237,6 +240,15 @@ fn build_blocking(reference: &str) -> anyhow::Result<()> {
         .wait_with_output()
         .context("waiting for docker import")?;
     spinner.finish_and_clear();
+    let docker_quiet = |args: &[&str]| {
+        Command::new("docker")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+    };
+    if !(built.success() && imported.status.success()) {
+        let _ = docker_quiet(&["image", "rm", &building]);
+    }
     if !built.success() {
         let tail = log[log.len().saturating_sub(15)..].join("\n");
         bail!(
@@ -251,12 +263,17 @@ fn build_blocking(reference: &str) -> anyhow::Result<()> {
             engine::explain(String::from_utf8_lossy(&imported.stderr).trim())
         );
     }
-    if let Some(old) = replaced {
+    let tagged = docker_quiet(&["tag", &building, reference]).context("running docker tag")?;
+    if !tagged.status.success() {
+        bail!(
+            "docker tag {building} {reference} failed: {}",
+            String::from_utf8_lossy(&tagged.stderr).trim()
+        );
+    }
+    let _ = docker_quiet(&["image", "rm", &building]);
+    if let Some(old) = replaced.filter(|old| image_id(reference).as_ref() != Some(old)) {
         // The rebuilt tag moved to the new image; the old one would linger untagged.
-        let _ = Command::new("docker")
-            .args(["image", "rm", &old])
-            .stdin(Stdio::null())
-            .output();
+        let _ = docker_quiet(&["image", "rm", &old]);
     }
     let took = started.elapsed();
     tracing::info!(

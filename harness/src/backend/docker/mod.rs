@@ -36,7 +36,13 @@ pub async fn start_for_run(request: RunRequest) -> anyhow::Result<RemoteCluster>
             (state, false)
         }
         None => {
-            let name = format!("fissure-{}", std::process::id());
+            // The pid says which controller made it; the random part keeps runs of
+            // containers that reuse pids (CI jobs on one daemon) from sharing a name.
+            let name = format!(
+                "fissure-{}-{:04x}",
+                std::process::id(),
+                rand::random::<u16>()
+            );
             let (state, timings) = cluster::up(&name, nodes, true).await?;
             tracing::info!(?timings, "cluster {name} made for this run");
             (state, true)

@@ -23,6 +23,23 @@ const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The SSH handles of every node of `cluster`, with its key and pinned host keys.
 pub fn fleet(cluster: &ClusterState) -> anyhow::Result<Fleet> {
+    fleet_with(cluster, RemoteOptions::default())
+}
+
+/// [`fleet`] for a quick look (status, doctor): a node that does not answer at once is
+/// reported, not retried for half a minute.
+pub fn probe_fleet(cluster: &ClusterState) -> anyhow::Result<Fleet> {
+    fleet_with(
+        cluster,
+        RemoteOptions {
+            connect_timeout: Duration::from_secs(2),
+            retries: 0,
+            ..RemoteOptions::default()
+        },
+    )
+}
+
+fn fleet_with(cluster: &ClusterState, options: RemoteOptions) -> anyhow::Result<Fleet> {
     let host_keys = HostKeys::open(&cluster.known_hosts())?;
     let remotes = cluster
         .nodes
@@ -37,7 +54,7 @@ pub fn fleet(cluster: &ClusterState) -> anyhow::Result<Fleet> {
                     key: cluster.key(),
                 },
                 host_keys.clone(),
-                RemoteOptions::default(),
+                options.clone(),
             )
         })
         .collect();
@@ -110,6 +127,8 @@ pub struct RemoteCluster {
     closed: AtomicBool,
     /// Called once at the end of [`RunCluster::shutdown`]: removes a cluster made for the run.
     teardown: tokio::sync::Mutex<Option<TeardownFn>>,
+    /// This run's hold on the cluster, released when the run ends (or dies).
+    _lock: crate::backend::state::ClusterLock,
 }
 
 /// What removes a cluster made for one run (a docker cluster's `down`).
@@ -136,6 +155,7 @@ impl RemoteCluster {
                 cluster.nodes.len()
             );
         }
+        let lock = cluster.lock(&format!("fissure run of {}", config.target))?;
         let faults = faults(&cluster)?;
         let states = cluster
             .nodes
@@ -149,10 +169,28 @@ impl RemoteCluster {
             states: Mutex::new(states),
             closed: AtomicBool::new(false),
             teardown: tokio::sync::Mutex::new(teardown),
+            _lock: lock,
         };
         let fleet = remote.faults.fleet();
-        fleet.wait_ready(Duration::from_secs(30)).await?;
+        let name = &remote.cluster.name;
+        fleet
+            .wait_ready(Duration::from_secs(30))
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot reach every node of cluster {name} over SSH: see `fissure cluster \
+                     status {name}`; if its containers are gone, `fissure cluster down {name}` \
+                     and up again"
+                )
+            })?;
         let report = remote.faults.heal_everything().await?;
+        if !report.failures.is_empty() {
+            bail!(
+                "cluster {name} has faults left from an earlier run that could not be undone: \
+                 {}; try `fissure heal {name}`",
+                report.failures.join("; ")
+            );
+        }
         if !report.undone.is_empty() {
             tracing::warn!(
                 "healed {} fault(s) an earlier run left on cluster {}",
@@ -465,8 +503,14 @@ impl RunCluster for RemoteCluster {
         let first = !self.closed.swap(true, Ordering::SeqCst);
         let mut failures = Vec::new();
         if first {
-            if let Err(e) = self.faults.heal_everything().await {
-                failures.push(format!("healing: {e:#}"));
+            match self.faults.heal_everything().await {
+                Ok(report) if report.failures.is_empty() => {}
+                Ok(report) => failures.push(format!(
+                    "healing: {} (run `fissure heal {}`)",
+                    report.failures.join("; "),
+                    self.cluster.name
+                )),
+                Err(e) => failures.push(format!("healing: {e:#}")),
             }
             let stop = format!(
                 "{}; {}",

@@ -97,8 +97,11 @@ impl NodeLayout<'_> {
              # Starts node {id}'s target. Written by fissure; restarts and `fissure heal` run it.\n\
              cd {NODE_DIR} || exit 1\n\
              lib=$(ls /usr/lib/*/faketime/libfaketime.so.1 /usr/lib/faketime/libfaketime.so.1 2>/dev/null | head -n 1)\n\
+             if [ -z \"$lib\" ]; then echo 'libfaketime is not installed on this node, so clock \
+             faults cannot work: install it (Debian: apt-get install faketime) or rebuild the \
+             image (fissure image build)' >&2; exit 1; fi\n\
              RUST_LOG={level} LD_PRELOAD=\"$lib\" FAKETIME_TIMESTAMP_FILE={CLOCK_FILE} \
-             FAKETIME_DONT_FAKE_MONOTONIC=1 FAKETIME_CACHE_DURATION=1 FAKETIME_DISABLE_SHM=1 \
+             FAKETIME_DONT_FAKE_MONOTONIC=1 FAKETIME_NO_CACHE=1 FAKETIME_DISABLE_SHM=1 \
              nohup {command} >> {NODE_LOG} 2>&1 < /dev/null &\n\
              echo $! > {PID_FILE}\n",
             id = self.nodes[self.me].id,
@@ -166,9 +169,13 @@ pub fn start_link_daemon(program: &str, client_listen_port: u16) -> String {
     format!(
         "cd {NODE_DIR} || exit 1; nohup {program} links --config {LINKS_CONFIG} --faults {LINK_FAULTS_FILE} \
          >> {LINKS_LOG} 2>&1 < /dev/null & echo $! > {LINKS_PID}; \
-         i=0; while [ $i -lt 100 ]; do \
-           grep -q ':{port:04X} ' /proc/net/tcp 2>/dev/null && exit 0; sleep 0.05; i=$((i+1)); \
-         done; echo 'the link daemon did not start; see {LINKS_LOG}:' >&2; tail -n 5 {LINKS_LOG} >&2; exit 1",
+         pid=$!; i=0; while [ $i -lt 100 ]; do \
+           kill -0 $pid 2>/dev/null || break; \
+           awk '$2 ~ /:{port:04X}$/ && $4 == \"0A\" {{ found = 1 }} END {{ exit !found }}' \
+             /proc/net/tcp && exit 0; \
+           sleep 0.05; i=$((i+1)); \
+         done; echo 'the link daemon did not start; {LINKS_LOG} ends:' >&2; \
+         tail -n 5 {LINKS_LOG} >&2; exit 1",
         port = client_listen_port,
     )
 }
@@ -232,6 +239,10 @@ mod tests {
 
     #[test]
     fn the_daemon_wait_looks_for_the_port_in_hex() {
-        assert!(start_link_daemon("/x", 7001).contains(":1B59 "));
+        let wait = start_link_daemon("/x", 7001);
+        assert!(
+            wait.contains(":1B59$/") && wait.contains("== \"0A\""),
+            "{wait}"
+        );
     }
 }
