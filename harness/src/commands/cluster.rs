@@ -85,9 +85,16 @@ pub fn run(action: ClusterAction) -> anyhow::Result<u8> {
                 }
                 _ => None,
             };
-            runtime.block_on(cluster::down(&name))?;
+            let removed = runtime.block_on(cluster::down(&name))?;
             drop(lock);
-            println!("cluster {name} removed (containers, network and state)");
+            if removed {
+                println!("cluster {name} removed (containers, network and state)");
+            } else {
+                println!(
+                    "no cluster named {name}: nothing to remove (state is looked for in {})",
+                    state::root().display()
+                );
+            }
             Ok(EXIT_VALID)
         }
         ClusterAction::Status { name, backend } => {
@@ -133,6 +140,7 @@ async fn print_status(name: &str) -> anyhow::Result<()> {
         }
     );
     let containers = cluster::container_states(&state).await;
+    let containers_gone = containers.iter().any(|(_, c)| c == "missing");
     let fleet = remote::probe_fleet(&state)?;
     let answers = fleet.exec_all("true", Duration::from_secs(3)).await;
     for (node, (id, container)) in state.nodes.iter().zip(containers) {
@@ -147,6 +155,11 @@ async fn print_status(name: &str) -> anyhow::Result<()> {
         println!(
             "  {:<4} {:<24} {:<15} {:<8} {ssh}",
             id, node.container, node.ip, container
+        );
+    }
+    if containers_gone {
+        println!(
+            "  its containers are gone: remove what is left with `fissure cluster down {name}`"
         );
     }
     let outstanding = nuclei::ssh_faults::ledger::read_outstanding(&state.ledger())?;

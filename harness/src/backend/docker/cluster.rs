@@ -250,8 +250,9 @@ fn overlaps(cidr: &str, net: Ipv4Addr) -> bool {
 }
 
 /// Removes the cluster's containers, network and state directory. Finds them by label, so it
-/// works on what a crashed `up` or a deleted state directory left behind.
-pub async fn down(name: &str) -> anyhow::Result<()> {
+/// works on what a crashed `up` or a deleted state directory left behind. False if there was
+/// nothing to remove.
+pub async fn down(name: &str) -> anyhow::Result<bool> {
     state::check_name(name)?;
     let containers = engine::containers_labelled(LABEL, name).await?;
     if !containers.is_empty() {
@@ -270,11 +271,14 @@ pub async fn down(name: &str) -> anyhow::Result<()> {
     for network in networks.lines() {
         engine::docker(&["network", "rm", network]).await?;
     }
-    match std::fs::remove_dir_all(state::dir(name)) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e).with_context(|| format!("cannot remove {}", state::dir(name).display())),
-    }
+    let had_state = match std::fs::remove_dir_all(state::dir(name)) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot remove {}", state::dir(name).display()))
+        }
+    };
+    Ok(had_state || !containers.is_empty() || !networks.is_empty())
 }
 
 /// Each node's container state as Docker reports it ("running", "exited", "missing").

@@ -52,7 +52,7 @@ pub async fn start_for_run(request: RunRequest) -> anyhow::Result<RemoteCluster>
     let teardown = ephemeral.then(|| {
         let name = name.clone();
         let down: TeardownFn =
-            Box::new(move || Box::pin(async move { cluster::down(&name).await }));
+            Box::new(move || Box::pin(async move { cluster::down(&name).await.map(drop) }));
         down
     });
     let config = TargetConfig {
