@@ -27,6 +27,10 @@ pub enum Command {
     Check(CheckArgs),
     /// Rewrite a history in another format: EDN for Knossos or Elle, or Fissure's jsonl.
     Convert(ConvertArgs),
+    /// Write a run's report.html from its stored files (and refresh the store's index.html).
+    Report(ReportArgs),
+    /// Serve a store's reports over HTTP.
+    Serve(ServeArgs),
     /// Manage clusters that outlive one run: up, down, status.
     Cluster {
         #[command(subcommand)]
@@ -60,6 +64,25 @@ pub enum Command {
         #[arg(long)]
         faults: PathBuf,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A run directory (store/<test>/<stamp>), or with --index a store.
+    pub dir: PathBuf,
+    /// Rewrite the store's index.html only.
+    #[arg(long)]
+    pub index: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The store to serve.
+    #[arg(long, default_value = "store")]
+    pub store: PathBuf,
+    /// Where to listen; loopback by default (anything else is reachable from other machines).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub bind: String,
 }
 
 #[derive(Debug, Subcommand)]

@@ -96,10 +96,20 @@ fn a_correct_raft_cluster_under_partitions_and_kills_is_valid() {
     assert_eq!(results["valid"], Value::Bool(true));
     assert!(results["stats"]["ok"].as_u64().unwrap() > 100, "{results}");
     assert!(results["run"]["faults_applied"].as_u64().unwrap() >= 4);
-    for file in ["test.json", "history.jsonl", "fissure.log"] {
+    for file in ["test.json", "history.jsonl", "fissure.log", "report.html"] {
         assert!(dir.join(file).is_file(), "{file} missing");
     }
     assert!(dir.join("nodes/n1").is_dir());
+    // The store's index lists the run and links its report.
+    let store = dir.parent().unwrap().parent().unwrap();
+    let index = std::fs::read_to_string(store.join("index.html")).unwrap();
+    assert!(index.contains("report.html") && index.contains("valid"));
+    // `fissure report` writes the report again from the stored files alone.
+    std::fs::remove_file(dir.join("report.html")).unwrap();
+    let report = fissure().arg("report").arg(&dir).output().unwrap();
+    assert_eq!(report.status.code(), Some(0), "{}", text(&report.stderr));
+    let page = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(page.contains("VALID") && page.contains("<svg"));
     let history = std::fs::read_to_string(dir.join("history.jsonl")).unwrap();
     assert!(history.contains("\"start-partition\"") || history.contains("\"kill\""));
     // `fissure check <run-dir>` re-checks the stored run with its own checkers.

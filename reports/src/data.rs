@@ -199,8 +199,8 @@ impl RunData {
                             .or_insert((time, detail));
                     } else if let Some((start, detail)) = windows.remove(fault) {
                         self.close_window(fault, start, detail, time);
-                    } else if let Some(last) = (self.faults.iter_mut().rev())
-                        .find(|w| w.kind == fault)
+                    } else if let Some(last) =
+                        (self.faults.iter_mut().rev()).find(|w| w.kind == fault)
                     {
                         // The done event of a stop whose planned event closed the window.
                         last.end_ns = Some(last.end_ns.unwrap_or(time).max(time));

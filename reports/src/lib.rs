@@ -3,6 +3,15 @@
 //!
 //! - [`data`]: a run directory read into operations and fault windows.
 //! - [`html`]: escaping for everything rendered by hand.
+//! - [`page`]: a run's `report.html`; [`index`]: the store's `index.html`.
+//! - [`timeline`]: a window of the history, operations per process over time, with faults.
+//! - [`counterexample`]: a non-linearizable verdict drawn around the op that cannot be placed.
+//! - [`plots`]: inline SVG plots of latency, its quantiles and throughput, faults shaded.
 
+pub mod counterexample;
 pub mod data;
 pub mod html;
+pub mod index;
+pub mod page;
+pub mod plots;
+pub mod timeline;

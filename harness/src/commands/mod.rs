@@ -7,6 +7,7 @@ mod convert;
 mod doctor;
 mod history_file;
 mod recheck;
+pub mod report;
 pub mod run;
 mod run_output;
 
@@ -18,6 +19,8 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Run(args) => run::run(*args),
         Command::Check(args) => check::run(args),
         Command::Convert(args) => convert::run(args),
+        Command::Report(args) => report::report(args),
+        Command::Serve(args) => report::serve(args),
         Command::Cluster { action } => cluster::run(action),
         Command::Heal(args) => cluster::heal(args),
         Command::Doctor(args) => doctor::run(args),

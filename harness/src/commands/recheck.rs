@@ -43,6 +43,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<u8> {
     }
     let store = crate::store::RunDir { path: dir.clone() };
     store.write_json("results.json", &stored)?;
+    super::report::refresh(dir);
     if args.json {
         println!("{stored}");
     } else {

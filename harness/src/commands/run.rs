@@ -171,6 +171,7 @@ pub async fn execute(spec: RunSpec, launched: Instant) -> anyhow::Result<u8> {
     let mut stored = serde_json::to_value(&results)?;
     stored["run"] = run_facts;
     run.write_json("results.json", &stored)?;
+    super::report::refresh(&run.path);
     print!(
         "{}",
         run_output::summary(&spec, &run, &results, verdict, &report)

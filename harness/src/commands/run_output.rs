@@ -174,6 +174,9 @@ pub fn summary(
         let _ = writeln!(out, "  WARNING: heal failed: {error}");
     }
     let _ = writeln!(out, "  results: {}", run.path.display());
+    if run.path.join("report.html").is_file() {
+        let _ = writeln!(out, "  report:  {}", run.path.join("report.html").display());
+    }
     let _ = writeln!(out, "  rerun:   {}", spec.rerun_command(&run.path));
     out
 }

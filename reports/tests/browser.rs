@@ -1,0 +1,158 @@
+//! Reports in a real browser: headless Chromium renders a report and the store index to PNG,
+//! which must not be blank (and must show the verdict's colour), with nothing at all on the
+//! browser console. The screenshots stay under `target/tmp/` as artifacts.
+//!
+//! Needs Chromium (Debian: `apt-get install chromium`); without it the test says it was skipped,
+//! unless `FISSURE_REQUIRE_BROWSER=1` (as `.ci/run` sets), which makes that a failure.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn browser() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .flat_map(|name| std::env::split_paths(&path).map(move |dir| dir.join(name)))
+        .find(|p| p.is_file())
+}
+
+fn browser_or_skip(test: &str) -> Option<PathBuf> {
+    let found = browser();
+    if found.is_none() {
+        let required = std::env::var("FISSURE_REQUIRE_BROWSER").is_ok_and(|v| v == "1");
+        assert!(
+            !required,
+            "{test}: FISSURE_REQUIRE_BROWSER=1 but no chromium on PATH"
+        );
+        eprintln!("skipped {test}: no chromium on PATH (apt-get install chromium)");
+    }
+    found
+}
+
+/// Renders `page` to `png`; returns what the page wrote to the browser console.
+fn screenshot(browser: &Path, page: &Path, png: &Path, height: u32) -> Vec<String> {
+    let profile = tempfile::tempdir().unwrap();
+    let out = Command::new(browser)
+        .args([
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--no-first-run",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("--window-size=1200,{height}"))
+        .arg(format!("--screenshot={}", png.display()))
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("chromium runs");
+    assert!(
+        png.is_file(),
+        "no screenshot; chromium said:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.contains(":CONSOLE"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// RGB pixels of a PNG.
+fn pixels(png: &Path) -> Vec<[u8; 3]> {
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(png).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let channels = info.color_type.samples();
+    buf[..info.buffer_size()]
+        .chunks(channels)
+        .map(|p| [p[0], p[1], p[2]])
+        .collect()
+}
+
+fn artifacts() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn the_console_check_catches_a_page_error() {
+    let Some(browser) = browser_or_skip("the_console_check_catches_a_page_error") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("broken.html");
+    std::fs::write(
+        &page,
+        "<!DOCTYPE html><html><body>x<script>console.error('boom'); missing();</script></body></html>",
+    )
+    .unwrap();
+    let said = screenshot(&browser, &page, &dir.path().join("broken.png"), 300);
+    assert!(said.iter().any(|l| l.contains("boom")), "{said:?}");
+    assert!(said.iter().any(|l| l.contains("missing")), "{said:?}");
+}
+
+#[test]
+fn a_report_and_the_index_render_in_a_browser_without_console_errors() {
+    let Some(browser) = browser_or_skip("a_report_and_the_index_render") else {
+        return;
+    };
+    let store = tempfile::tempdir().unwrap();
+    let run = store.path().join("invalid").join("20261201T100000.000Z");
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/invalid"),
+        &run,
+    );
+    reports::page::write(&run).unwrap();
+    reports::index::write(store.path()).unwrap();
+
+    let shots = artifacts();
+    let report_png = shots.join("report-invalid.png");
+    let said = screenshot(&browser, &run.join("report.html"), &report_png, 2400);
+    assert!(
+        said.is_empty(),
+        "the report logged to the console: {said:?}"
+    );
+    let report = pixels(&report_png);
+    let background = report[0];
+    let drawn = report.iter().filter(|p| **p != background).count();
+    assert!(
+        drawn * 100 > report.len(),
+        "the report looks blank: {drawn} of {} pixels drawn",
+        report.len()
+    );
+    // The INVALID badge's red (#c4302b), so the styles were applied.
+    let red = report
+        .iter()
+        .filter(|p| p[0] > 170 && p[1] < 80 && p[2] < 80)
+        .count();
+    assert!(
+        red > 200,
+        "no verdict colour on the page ({red} red pixels)"
+    );
+
+    let index_png = shots.join("index.png");
+    let said = screenshot(&browser, &store.path().join("index.html"), &index_png, 600);
+    assert!(said.is_empty(), "the index logged to the console: {said:?}");
+    let index = pixels(&index_png);
+    let drawn = index.iter().filter(|p| **p != index[0]).count();
+    assert!(drawn * 200 > index.len(), "the index looks blank");
+    eprintln!("screenshots in {}", shots.display());
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! Reports rendered from recorded runs (`tests/fixtures/`: a valid raft-kv run, one invalid
+//! with a counterexample (`--bug stale-read`), and one interrupted, hence unknown), and the
+//! store index over them. Each test renders into a copy, so the fixtures stay as recorded.
+
+use std::path::{Path, PathBuf};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// A store holding the three fixtures as `<store>/<name>/<stamp>/`.
+fn store() -> (tempfile::TempDir, Vec<PathBuf>) {
+    let store = tempfile::tempdir().unwrap();
+    let mut dirs = Vec::new();
+    for (i, name) in ["valid", "invalid", "unknown"].iter().enumerate() {
+        let dir = store
+            .path()
+            .join(name)
+            .join(format!("20261201T10000{i}.000Z"));
+        copy_dir(&fixture(name), &dir);
+        dirs.push(dir);
+    }
+    (store, dirs)
+}
+
+fn render(dir: &Path) -> String {
+    let written = reports::page::write(dir).unwrap();
+    let page = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert_eq!(written.bytes, page.len());
+    unslash(&page)
+}
+
+/// tera escapes `/` in text and attributes as `&#x2F;` (which browsers read as `/`).
+fn unslash(html: &str) -> String {
+    html.replace("&#x2F;", "/")
+}
+
+#[test]
+fn a_valid_run_opens_with_its_verdict_spec_plots_and_files() {
+    let (_store, dirs) = store();
+    let page = render(&dirs[0]);
+    assert!(page.contains(r#"<span class="badge">VALID</span>"#));
+    assert!(page.contains("linearizable (387 operations in 4 keys)"));
+    for needle in [
+        "raft-kv",
+        "register",
+        "partition, kill",
+        "fissure run --spec",
+        "<svg",
+        "history.jsonl",
+        "nodes/n1/node.log",
+        "Timeline",
+        "partition",
+    ] {
+        assert!(page.contains(needle), "{needle} missing");
+    }
+    // Self-contained: no script, no stylesheet link, no address but SVG's namespace.
+    assert!(!page.contains("<script") && !page.contains("<link "));
+    assert!(!page.contains("https://"));
+    assert_eq!(
+        page.matches("http://").count(),
+        page.matches("http://www.w3.org/").count(),
+        "the page refers to another site"
+    );
+}
+
+#[test]
+fn an_invalid_run_shows_its_counterexample() {
+    let (_store, dirs) = store();
+    let page = render(&dirs[1]);
+    assert!(page.contains(r#"<span class="badge">INVALID</span>"#));
+    assert!(page.contains("cannot be placed"), "no counterexample view");
+    assert!(page.contains("read returning 4 on key 1 by process 5"));
+}
+
+#[test]
+fn an_interrupted_run_is_unknown() {
+    let (_store, dirs) = store();
+    let page = render(&dirs[2]);
+    assert!(page.contains(r#"<span class="badge">UNKNOWN</span>"#));
+    assert!(page.contains("the run was interrupted"));
+}
+
+#[test]
+fn the_index_lists_every_run_newest_first() {
+    let (store, dirs) = store();
+    for dir in &dirs {
+        reports::page::write(dir).unwrap();
+    }
+    assert_eq!(reports::index::write(store.path()).unwrap(), 3);
+    let page = unslash(&std::fs::read_to_string(store.path().join("index.html")).unwrap());
+    let at = |needle: &str| {
+        page.find(needle)
+            .unwrap_or_else(|| panic!("{needle} missing"))
+    };
+    // Stamps ...0 valid, ...1 invalid, ...2 unknown: newest first.
+    assert!(at("unknown/20261201T100002.000Z") < at("invalid/20261201T100001.000Z"));
+    assert!(at("invalid/20261201T100001.000Z") < at("valid/20261201T100000.000Z"));
+    assert!(page.contains("report.html"));
+    assert!(page.contains(r#"class="invalid""#));
+}
+
+#[test]
+fn markup_from_a_history_is_escaped_in_every_page() {
+    let (store, dirs) = store();
+    let dir = &dirs[0];
+    // An operation whose value and result are markup, and a reason that is.
+    let history = std::fs::read_to_string(dir.join("history.jsonl")).unwrap();
+    let evil = r#"<script>alert(1)</script>"#;
+    let injected = format!(
+        "{{\"index\":0,\"time\":1,\"process\":99,\"type\":\"invoke\",\"f\":\"write\",\"key\":\"{evil}\",\"value\":\"{evil}\",\"node\":\"n1\"}}\n\
+         {{\"index\":1,\"time\":2,\"process\":99,\"type\":\"ok\",\"f\":\"write\",\"key\":\"{evil}\",\"value\":\"{evil}\",\"node\":\"n1\"}}\n"
+    )
+    .replace("<script>alert(1)</script>", evil);
+    std::fs::write(dir.join("history.jsonl"), injected + &history).unwrap();
+    let mut results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
+    results["reason"] = serde_json::Value::String(format!("because {evil}"));
+    results["checkers"]["linearizable"]["reason"] = serde_json::Value::String(evil.into());
+    std::fs::write(dir.join("results.json"), results.to_string()).unwrap();
+
+    let page = render(dir);
+    reports::index::write(store.path()).unwrap();
+    let index = unslash(&std::fs::read_to_string(store.path().join("index.html")).unwrap());
+    for (name, html) in [("report", &page), ("index", &index)] {
+        assert!(!html.contains(evil), "{name} carries the markup unescaped");
+        assert!(
+            html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{name} does not show the value escaped"
+        );
+    }
+}
+
+#[test]
+fn a_folder_that_is_not_a_run_is_an_error() {
+    let empty = tempfile::tempdir().unwrap();
+    let error = reports::page::write(empty.path()).unwrap_err();
+    assert!(format!("{error:#}").contains("not a run directory"));
+}
