@@ -134,7 +134,9 @@ pub fn quantiles(data: &RunData) -> anyhow::Result<String> {
         empty,
     };
     plot(data, spec, |chart| {
-        let mid = |b: usize| (b as f64 + 0.5) * width as f64 / 1e9;
+        // A bucket's middle, kept on the axis (the last bucket may run past the end).
+        let end_s = data.end_ns as f64 / 1e9;
+        let mid = |b: usize| ((b as f64 + 0.5) * width as f64 / 1e9).min(end_s);
         let runs = runs(&rows);
         for (q, (_, _, colour)) in QS.iter().enumerate() {
             // A line per run of buckets that have ops; a dot for a lone bucket.
