@@ -5,8 +5,11 @@
 //! Needs Chromium (Debian: `apt-get install chromium`); without it the test says it was skipped,
 //! unless `FISSURE_REQUIRE_BROWSER=1` (as `.ci/run` sets), which makes that a failure.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use support::{copy_dir, fixture};
 
 fn browser() -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
@@ -103,10 +106,7 @@ fn a_report_and_the_index_render_in_a_browser_without_console_errors() {
     };
     let store = tempfile::tempdir().unwrap();
     let run = store.path().join("invalid").join("20261201T100000.000Z");
-    copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/invalid"),
-        &run,
-    );
+    copy_dir(&fixture("invalid"), &run);
     reports::page::write(&run).unwrap();
     reports::index::write(store.path()).unwrap();
 
@@ -142,17 +142,4 @@ fn a_report_and_the_index_render_in_a_browser_without_console_errors() {
     let drawn = index.iter().filter(|p| **p != index[0]).count();
     assert!(drawn * 200 > index.len(), "the index looks blank");
     eprintln!("screenshots in {}", shots.display());
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }

@@ -2,26 +2,10 @@
 //! with a counterexample (`--bug stale-read`), and one interrupted, hence unknown), and the
 //! store index over them. Each test renders into a copy, so the fixtures stay as recorded.
 
+mod support;
+
 use std::path::{Path, PathBuf};
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
+use support::{copy_dir, fixture};
 
 /// A store holding the three fixtures as `<store>/<name>/<stamp>/`.
 fn store() -> (tempfile::TempDir, Vec<PathBuf>) {
