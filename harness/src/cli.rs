@@ -27,6 +27,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Rewrite a history in another format: EDN for Knossos or Elle, or Fissure's jsonl.
     Convert(ConvertArgs),
+    /// Run a campaign: a matrix of runs from a TOML file, each with an expectation.
+    Campaign(CampaignArgs),
     /// Write a run's report.html from its stored files (and refresh the store's index.html).
     Report(ReportArgs),
     /// Serve a store's reports over HTTP.
@@ -64,6 +66,25 @@ pub enum Command {
         #[arg(long)]
         faults: PathBuf,
     },
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Exit codes: 0 every run met its expectation, 1 some missed, 3 error.")]
+pub struct CampaignArgs {
+    /// The campaign file (e.g. campaigns/smoke.toml).
+    pub file: PathBuf,
+    /// Runs at once.
+    #[arg(long, default_value_t = 1)]
+    pub parallel: usize,
+    /// Also write a JUnit XML file here (one test case per run).
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Store every run here instead of where the campaign says.
+    #[arg(long)]
+    pub store: Option<PathBuf>,
+    /// List the runs the campaign expands to, and exit.
+    #[arg(long)]
+    pub list: bool,
 }
 
 #[derive(Debug, Args)]

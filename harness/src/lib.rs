@@ -7,6 +7,7 @@
 
 pub mod analysis;
 pub mod backend;
+pub mod campaign;
 pub mod cli;
 pub mod commands;
 pub mod logging;

@@ -4,6 +4,7 @@
 //! - [`data`]: a run directory read into operations and fault windows.
 //! - [`html`]: escaping for everything rendered by hand.
 //! - [`page`]: a run's `report.html`; [`index`]: the store's `index.html`.
+//! - [`junit`]: JUnit XML of a campaign for CI systems.
 //! - [`timeline`]: a window of the history, operations per process over time, with faults.
 //! - [`counterexample`]: a non-linearizable verdict drawn around the op that cannot be placed.
 //! - [`plots`]: inline SVG plots of latency, its quantiles and throughput, faults shaded.
@@ -12,6 +13,7 @@ pub mod counterexample;
 pub mod data;
 pub mod html;
 pub mod index;
+pub mod junit;
 pub mod page;
 pub mod plots;
 pub mod timeline;

@@ -19,6 +19,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Run(args) => run::run(*args),
         Command::Check(args) => check::run(args),
         Command::Convert(args) => convert::run(args),
+        Command::Campaign(args) => campaign(args),
         Command::Report(args) => report::report(args),
         Command::Serve(args) => report::serve(args),
         Command::Cluster { action } => cluster::run(action),
@@ -31,4 +32,25 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             )
         }
     }
+}
+
+/// `fissure campaign`.
+fn campaign(args: crate::cli::CampaignArgs) -> anyhow::Result<u8> {
+    let campaign = crate::campaign::Campaign::load(&args.file, args.store.as_deref())?;
+    if args.list {
+        for run in &campaign.runs {
+            println!("{}  expect {}", run.name, run.expect.name());
+        }
+        return Ok(crate::EXIT_VALID);
+    }
+    if args.parallel == 0 {
+        anyhow::bail!("--parallel must be 1 or more");
+    }
+    crate::campaign::execute::run(
+        campaign,
+        crate::campaign::execute::Options {
+            parallel: args.parallel,
+            junit: args.junit,
+        },
+    )
 }
