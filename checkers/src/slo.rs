@@ -8,7 +8,7 @@
 //!   and ops never completed, do not (an `info` is unknown, so it is not a success). Latency is
 //!   completion minus invocation, for ok ops only. Ops without an invocation time are ignored.
 //! - **Windows.** Consecutive `window_ms` windows (default 1000 ms) from 0 to the last event of
-//!   any kind; the last may be partial. An op belongs to the window it was invoked in. Per
+//!   any kind; the last may be partial. (Widened if there would be more than 100 000.) An op belongs to the window it was invoked in. Per
 //!   window: ops, ok, fail, info; p50, p99 and max latency of its ok ops (nearest rank; `null`
 //!   without ok ops); availability = ok / ops and error rate = (fail + info) / ops (`null`
 //!   without ops); ok_per_s = ok / window length. The same per operation kind, for the kinds
@@ -53,6 +53,8 @@ use std::collections::BTreeMap;
 pub const DEFAULT_WINDOW_MS: u64 = 1000;
 /// Shorter windows hold too few ops for a p99 to mean anything.
 pub const MIN_WINDOW_MS: u64 = 10;
+/// Windows are widened so that a long run (or a bogus time) cannot make more than this many.
+pub const MAX_WINDOWS: u64 = 100_000;
 /// Throughput is back once a window reaches this fraction of the baseline.
 pub const RECOVERED_FRACTION: f64 = 0.8;
 
@@ -239,15 +241,15 @@ pub struct SloResult {
 /// Measures the history's service levels and checks them against `spec`. Never fails: a spec
 /// that `validate` would reject is used as far as it makes sense.
 pub fn check_slo(history: &History, spec: &SloSpec) -> SloResult {
-    let window_ms = spec
-        .window_ms
-        .unwrap_or(DEFAULT_WINDOW_MS)
-        .max(MIN_WINDOW_MS);
-    let width_ns = window_ms * 1_000_000;
+    let end_ns = history.events.iter().filter_map(|e| e.time).max();
+    let end_ms = end_ns.unwrap_or(0) / 1_000_000;
+    let window_ms = (spec.window_ms.unwrap_or(DEFAULT_WINDOW_MS))
+        .max(MIN_WINDOW_MS)
+        .max(end_ms / MAX_WINDOWS + 1);
+    let width_ns = window_ms.saturating_mul(1_000_000);
     let kinds: Vec<&str> = spec.ops.keys().map(String::as_str).collect();
     let ops = stats::client_ops(history);
     let faults = faults::fault_windows(history);
-    let end_ns = history.events.iter().filter_map(|e| e.time).max();
 
     let windows = match end_ns {
         Some(end) => stats::windows(&ops, end, width_ns, &kinds),

@@ -2,9 +2,7 @@
 
 use super::faults::FaultWindow;
 use super::stats::{phase_names, secs, Op, Span, Stats};
-use super::{
-    Baseline, Breach, PhaseStats, Recovery, SloSpec, WindowStats, RECOVERED_FRACTION,
-};
+use super::{Baseline, Breach, PhaseStats, Recovery, SloSpec, WindowStats, RECOVERED_FRACTION};
 use crate::Outcome;
 
 /// The median ok_per_s of the steady windows, else of the windows after the last heal.
@@ -146,7 +144,10 @@ impl Finder<'_> {
             match (stats.and_then(&value).filter(|v| *v > threshold), &mut run) {
                 (Some(v), Some((_, last, worst))) => (*last, *worst) = (i, worst.max(v)),
                 (Some(v), None) => run = Some((i, i, v)),
-                (None, _) => out.extend(run.take().map(|r| self.window_breach(what, threshold, op, r))),
+                (None, _) => out.extend(
+                    run.take()
+                        .map(|r| self.window_breach(what, threshold, op, r)),
+                ),
             }
         }
         out.extend(run.map(|r| self.window_breach(what, threshold, op, r)));
@@ -160,12 +161,19 @@ impl Finder<'_> {
         op: Option<&str>,
         (first, last, worst): (usize, usize, f64),
     ) -> Breach {
-        let (start_ns, end_ns) = (first as u64 * self.width_ns, (last as u64 + 1) * self.width_ns);
+        let (start_ns, end_ns) = (
+            first as u64 * self.width_ns,
+            (last as u64 + 1) * self.width_ns,
+        );
         let (start_s, end_s) = (secs(start_ns), secs(end_ns));
         let phase = phase_names(self.spans, start_ns, end_ns);
         let subject = op.map_or(String::new(), |k| format!("{k} "));
         let measure = if what == "p99_ms" {
-            format!("{subject}p99 latency {} ms > {} ms", ms(worst), ms(threshold))
+            format!(
+                "{subject}p99 latency {} ms > {} ms",
+                ms(worst),
+                ms(threshold)
+            )
         } else {
             format!("{subject}error rate {} > {}", pct(worst), pct(threshold))
         };
@@ -231,7 +239,11 @@ impl Finder<'_> {
             message,
         };
         let Some(healed) = r.healed_at_s else {
-            let message = format!("{} never healed (started at {} s)", r.fault, s(r.started_at_s));
+            let message = format!(
+                "{} never healed (started at {} s)",
+                r.fault,
+                s(r.started_at_s)
+            );
             return Some(breach(r.started_at_s, run_end, None, message));
         };
         if !self.has_ops {
@@ -270,7 +282,11 @@ impl Finder<'_> {
 /// `2 SLO breaches: ...; ...`, listing the first three.
 pub(super) fn summarize(breaches: &[Breach]) -> String {
     let n = breaches.len();
-    let mut listed: Vec<&str> = breaches.iter().take(3).map(|b| b.message.as_str()).collect();
+    let mut listed: Vec<&str> = breaches
+        .iter()
+        .take(3)
+        .map(|b| b.message.as_str())
+        .collect();
     let more = format!("and {} more", n.saturating_sub(3));
     if n > 3 {
         listed.push(&more);

@@ -191,7 +191,11 @@ pub(super) fn phase_spans(faults: &[FaultWindow], end_ns: u64) -> Vec<Span> {
     }
     for fault in faults {
         let end = fault.end_ns.unwrap_or(end_ns);
-        spans.push(span(format!("during {}", fault.label()), fault.start_ns, end));
+        spans.push(span(
+            format!("during {}", fault.label()),
+            fault.start_ns,
+            end,
+        ));
     }
     let ends: Option<Vec<u64>> = faults.iter().map(|f| f.end_ns).collect();
     if let Some(last_heal) = ends.and_then(|e| e.into_iter().max()) {
