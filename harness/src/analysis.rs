@@ -20,7 +20,19 @@ pub struct Results {
     pub reason: String,
     /// Each checker's own result, by name (`linearizable`, `bank`, `set`).
     pub checkers: BTreeMap<String, Value>,
+    /// Service levels, when the spec declares any: a verdict of their own, apart from safety.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slo: Option<checkers::SloResult>,
     pub stats: HistoryStats,
+}
+
+impl Results {
+    /// True if the run declared SLOs and breached one.
+    pub fn slo_failed(&self) -> bool {
+        self.slo
+            .as_ref()
+            .is_some_and(|s| s.verdict == checkers::SloVerdict::Fail)
+    }
 }
 
 /// Counts of what the history holds.
@@ -42,6 +54,7 @@ pub struct HistoryStats {
 pub fn check_history(
     history: &Path,
     specs: &[CheckerSpec],
+    slo: Option<&checkers::SloSpec>,
     time_limit: Duration,
 ) -> anyhow::Result<Results> {
     let shown = history.display().to_string();
@@ -63,6 +76,7 @@ pub fn check_history(
         valid,
         reason,
         checkers: results,
+        slo: slo.map(|spec| checkers::check_slo(&history, spec)),
         stats,
     })
 }
@@ -256,8 +270,10 @@ mod tests {
             valid: Verdict::Valid,
             reason: "linearizable".into(),
             checkers: BTreeMap::new(),
+            slo: None,
             stats: HistoryStats::default(),
         };
+        assert!(!results.slo_failed());
         results.apply_caveats(&found);
         assert_eq!(results.valid, Verdict::Unknown);
         assert!(results.reason.starts_with("the run was interrupted"));

@@ -170,8 +170,10 @@ pub enum ImageAction {
 /// `fissure run` (DESIGN.md §8). Every setting may also come from `--spec file.toml` (same names,
 /// e.g. `time-limit = "30s"`); flags override the file.
 #[derive(Debug, Args)]
-#[command(after_help = "Exit codes: 0 valid, 1 invalid, 2 unknown, 3 error. \
-Results go to <store>/<name>/<stamp>/ (and <store>/latest).")]
+#[command(
+    after_help = "Exit codes: 0 valid, 1 invalid, 2 unknown, 3 error, 4 valid but a \
+declared SLO was breached. Results go to <store>/<name>/<stamp>/ (and <store>/latest)."
+)]
 pub struct RunArgs {
     /// Read settings from a TOML file, or rerun a stored run (its directory or test.json).
     #[arg(long)]

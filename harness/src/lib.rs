@@ -25,6 +25,8 @@ pub const EXIT_VALID: u8 = 0;
 pub const EXIT_INVALID: u8 = 1;
 pub const EXIT_UNKNOWN: u8 = 2;
 pub const EXIT_ERROR: u8 = 3;
+/// Valid, but a service level the spec declared was breached.
+pub const EXIT_SLO_BREACHED: u8 = 4;
 
 /// The `fissure` binary's entry point.
 pub fn main() -> ExitCode {

@@ -101,6 +101,13 @@ pub struct SpecFile {
     /// Where runs are stored [default: store].
     #[arg(long)]
     pub store: Option<PathBuf>,
+    /// Service levels the run must keep (spec and campaign files only): `[slo] p99_ms = 250,
+    /// availability = 0.99, max_recovery_s = 10, max_error_rate = 0.01`, per operation kind
+    /// under `[slo.ops.read]`. A breach fails the run's SLO verdict (exit code 4 when it is
+    /// otherwise valid).
+    #[arg(skip)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo: Option<checkers::SloSpec>,
 }
 
 impl SpecFile {
@@ -154,7 +161,8 @@ impl SpecFile {
             op_timeout,
             keys_per_window,
             ops_per_key,
-            store
+            store,
+            slo
         )
     }
 }
@@ -223,6 +231,8 @@ pub struct RunSpec {
     pub keys_per_window: usize,
     pub ops_per_key: u64,
     pub store: PathBuf,
+    /// Service levels to check (none: no SLO verdict).
+    pub slo: Option<checkers::SloSpec>,
 }
 
 /// Bounds that keep every time computation of a run far from overflow.
@@ -380,6 +390,13 @@ impl SpecFile {
                     .unwrap_or_else(|| PathBuf::from(defaults::STORE)),
             )
             .map_err(|e| anyhow::anyhow!("store: {e}"))?,
+            slo: match &self.slo {
+                Some(slo) => {
+                    slo.validate().map_err(anyhow::Error::msg)?;
+                    (!slo.is_empty()).then(|| slo.clone())
+                }
+                None => None,
+            },
         };
         for (setting, d) in [
             ("time-limit", spec.time_limit),
@@ -450,6 +467,7 @@ impl RunSpec {
             keys_per_window: Some(self.keys_per_window),
             ops_per_key: Some(self.ops_per_key),
             store: Some(self.store.clone()),
+            slo: self.slo.clone(),
         }
     }
 

@@ -112,6 +112,102 @@ fn checkers(results: &Value) -> Vec<Checker> {
         .collect()
 }
 
+/// The SLO result (`results.json`'s `slo`), as a checker card: its breaches and recoveries
+/// listed, the windows and phases in the full result below.
+fn slo_card(slo: &Value) -> Option<Checker> {
+    slo.as_object()?;
+    let esc = crate::html::escape;
+    let verdict = slo["verdict"].as_str().unwrap_or("not-checked");
+    let mut view = String::new();
+    let list = |title: &str, items: Vec<String>, view: &mut String| {
+        if !items.is_empty() {
+            view.push_str(&format!("<p><strong>{}</strong></p><ul>", esc(title)));
+            for item in items {
+                view.push_str(&format!("<li>{}</li>", esc(&item)));
+            }
+            view.push_str("</ul>");
+        }
+    };
+    let breaches = slo["breaches"].as_array().cloned().unwrap_or_default();
+    list(
+        "breaches",
+        breaches.iter().map(|b| text(&b["message"])).collect(),
+        &mut view,
+    );
+    let recoveries = slo["recoveries"].as_array().cloned().unwrap_or_default();
+    let secs = |v: &Value| {
+        v.as_f64()
+            .map_or("never".to_string(), |s| format!("{s:.2} s"))
+    };
+    list(
+        "recovery after each heal (first ok · back to steady throughput)",
+        recoveries
+            .iter()
+            .map(|r| match r["healed_at_s"].as_f64() {
+                Some(at) => format!(
+                    "{} healed at {at:.2} s: first ok after {}, steady after {}",
+                    text(&r["fault"]),
+                    secs(&r["first_ok_s"]),
+                    secs(&r["steady_s"])
+                ),
+                None => format!("{}: never healed", text(&r["fault"])),
+            })
+            .collect(),
+        &mut view,
+    );
+    let phases = slo["phases"].as_array().cloned().unwrap_or_default();
+    list(
+        "phases (availability · p99 of ok ops)",
+        phases
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} ({}–{} s): {} ops, availability {}, p99 {} ms",
+                    text(&p["name"]),
+                    text(&p["start_s"]),
+                    text(&p["end_s"]),
+                    text(&p["ops"]),
+                    p["availability"]
+                        .as_f64()
+                        .map_or("-".into(), |a| format!("{:.1}%", a * 100.0)),
+                    p["p99_ms"]
+                        .as_f64()
+                        .map_or("-".into(), |v| format!("{v:.1}"))
+                )
+            })
+            .collect(),
+        &mut view,
+    );
+    let mut details = serde_json::to_string_pretty(slo).unwrap_or_default();
+    if details.len() > DETAILS_BYTES {
+        let mut cut = DETAILS_BYTES;
+        while !details.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        details.truncate(cut);
+        details.push_str("\n… (cut; the whole result is in results.json)");
+    }
+    Some(Checker {
+        name: "service levels (SLO)".into(),
+        verdict: match verdict {
+            "pass" => "met",
+            "fail" => "breached",
+            _ => "not checked",
+        }
+        .into(),
+        class: match verdict {
+            "pass" => "ok",
+            "fail" => "fail",
+            _ => "info",
+        }
+        .into(),
+        reason: text(&slo["reason"]),
+        view: Some(format!("<p>{}</p>{view}", esc(&text(&slo["reason"])))),
+        fields: Vec::new(),
+        details,
+    })
+}
+
 fn spec_rows(spec: &Value) -> Vec<(String, String)> {
     let mut rows = Vec::new();
     for (label, key) in [
@@ -235,7 +331,9 @@ pub fn render(data: &RunData) -> anyhow::Result<String> {
             "throughput": plots.throughput,
         }),
     );
-    context.insert("checkers", &checkers(results));
+    let mut cards = checkers(results);
+    cards.extend(slo_card(&results["slo"]));
+    context.insert("checkers", &cards);
     context.insert("timeline", &timeline);
     context.insert("faults", &faults);
     context.insert("faults_cut", &data.faults.len().saturating_sub(FAULT_ROWS));

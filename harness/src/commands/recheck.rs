@@ -29,7 +29,12 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<u8> {
     } else {
         args.time_limit
     };
-    let mut results = analysis::check_history(&dir.join("history.jsonl"), &specs, limit)?;
+    // The run's own SLOs, if its spec declared any.
+    let slo: Option<checkers::SloSpec> = serde_json::from_value(test["spec"]["slo"].clone())
+        .ok()
+        .flatten();
+    let history = dir.join("history.jsonl");
+    let mut results = analysis::check_history(&history, &specs, slo.as_ref(), limit)?;
     let results_path = dir.join("results.json");
     let previous: Option<Value> = std::fs::read_to_string(&results_path)
         .ok()
@@ -54,5 +59,5 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<u8> {
             results.reason
         );
     }
-    Ok(super::run::exit_code(results.valid))
+    Ok(super::run::exit_code(results.valid, results.slo_failed()))
 }

@@ -156,8 +156,9 @@ pub async fn execute(spec: RunSpec, launched: Instant) -> anyhow::Result<u8> {
     // Ctrl-C from here on cannot lose anything: the history is on disk.
     let history = run.history();
     let shown = run.path.display().to_string();
+    let slo = spec.slo.clone();
     let checking = tokio::task::spawn_blocking(move || {
-        analysis::check_history(&history, &checker_specs, CHECK_TIME_LIMIT)
+        analysis::check_history(&history, &checker_specs, slo.as_ref(), CHECK_TIME_LIMIT)
     });
     let mut results = tokio::select! {
         checked = checking => checked.context("the checker failed")??,
@@ -176,7 +177,7 @@ pub async fn execute(spec: RunSpec, launched: Instant) -> anyhow::Result<u8> {
         "{}",
         run_output::summary(&spec, &run, &results, verdict, &report)
     );
-    Ok(exit_code(verdict))
+    Ok(exit_code(verdict, results.slo_failed()))
 }
 
 async fn start_cluster(
@@ -263,8 +264,12 @@ async fn watch_ctrl_c(stop: watch::Sender<bool>, backend: BackendKind) {
     }
 }
 
-pub fn exit_code(verdict: Verdict) -> u8 {
+/// The exit code of a checked run (DESIGN.md §8, plus 4): the safety verdict decides, except
+/// that a valid run that breached a declared SLO exits 4 (safe, but not within its service
+/// levels). An invalid or unknown run keeps 1 or 2 whatever its SLOs.
+pub fn exit_code(verdict: Verdict, slo_failed: bool) -> u8 {
     match verdict {
+        Verdict::Valid if slo_failed => crate::EXIT_SLO_BREACHED,
         Verdict::Valid => EXIT_VALID,
         Verdict::Invalid => EXIT_INVALID,
         Verdict::Unknown => EXIT_UNKNOWN,

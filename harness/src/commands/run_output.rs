@@ -150,6 +150,18 @@ pub fn summary(
         let _ = writeln!(out, "  interrupted: the history stops early");
     }
     let _ = writeln!(out, "  {}", results.reason);
+    if let Some(slo) = &results.slo {
+        let _ = writeln!(
+            out,
+            "  SLO: {} ({})",
+            match slo.verdict {
+                checkers::SloVerdict::Pass => "met",
+                checkers::SloVerdict::Fail => "BREACHED",
+                checkers::SloVerdict::NotChecked => "not checked",
+            },
+            slo.reason
+        );
+    }
     let s = &results.stats;
     let _ = writeln!(
         out,
