@@ -169,6 +169,13 @@ fn run_checker(
             let nothing = value["final_read"] == json!(false);
             generic("set", value, nothing)
         }
+        CheckerSpec::Counter => {
+            let result = checkers::check_counter(ops);
+            let nothing = result.reads == 0;
+            let mut value = serde_json::to_value(&result)?;
+            value["summary"] = Value::String(result.reason);
+            generic("counter", value, nothing)
+        }
     })
 }
 

@@ -25,7 +25,7 @@ pub struct SpecFile {
     /// The system under test: raft-kv, quorum, twopc or echo [default: raft-kv].
     #[arg(long)]
     pub target: Option<String>,
-    /// register, bank or set [default: register; bank on twopc].
+    /// register, bank, set or counter [default: register; bank on twopc].
     #[arg(long)]
     pub workload: Option<String>,
     /// Faults, comma separated: partition, kill, pause, clock, latency, loss; or none

@@ -281,3 +281,12 @@ fn bad_settings_are_refused_with_the_setting_named() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn a_counter_on_raft_stays_within_bounds() {
+    let args = "--workload counter --nodes 3 --nemesis partition,kill --seed 1";
+    let (_store, _, _, results) = short_run(args, 0);
+    let counter = &results["checkers"]["counter"];
+    assert_eq!(counter["valid"], Value::Bool(true), "{counter}");
+    assert!(counter["reads"].as_u64().unwrap() > 5, "{counter}");
+}

@@ -10,7 +10,7 @@ use targets::protocol::{Op, Reply, Request, Response};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
-use super::clients::{ADD_ATTEMPTS, BANK_KEY, SET_KEY};
+use super::clients::{ADD_ATTEMPTS, BANK_KEY, COUNTER_KEY, SET_KEY};
 use super::{target_client, WorkloadKind, WorkloadOptions};
 use crate::client::{Client, ClientReply};
 use crate::generator::{OpTemplate, Outcome};
@@ -400,6 +400,116 @@ async fn set_adds_give_up_after_a_few_lost_races_and_never_retry_an_unknown_cas(
 }
 
 #[tokio::test]
+async fn counter_adds_retry_lost_races_and_reads_start_at_zero() {
+    // The first two cas attempts lose to a concurrent add of 10 slipped in just before them.
+    let mut raced = 0;
+    let node = FakeNode::start(move |kv, op| {
+        if let (Op::Cas { key, .. }, true) = (op, raced < 2) {
+            let n = kv.get(key).as_i64().unwrap_or(0);
+            kv.0.insert(key.clone(), json!(n + 10));
+            raced += 1;
+        }
+        Action::Reply(kv.apply(op))
+    })
+    .await;
+    let mut c = node.client(WorkloadKind::Counter, "raft-kv");
+    assert_eq!(
+        run(&mut c, "read", None, json!(null)).await,
+        ClientReply::ok(json!(0)),
+        "a missing counter is 0"
+    );
+    assert_eq!(
+        run(&mut c, "add", None, json!(3)).await,
+        ClientReply::ok(json!(null))
+    );
+    assert_eq!(node.value(COUNTER_KEY), json!(23));
+    let log = node.log();
+    assert_eq!(cas_count(&log), 3);
+    assert_eq!(log.len(), 1 + 6, "get and cas per attempt");
+    let k = || COUNTER_KEY.to_string();
+    assert_eq!(
+        log[1..3],
+        [
+            Op::Get { key: k() },
+            Op::Cas {
+                key: k(),
+                from: json!(null),
+                to: json!(3)
+            }
+        ]
+    );
+    assert_eq!(
+        log[log.len() - 1],
+        Op::Cas {
+            key: k(),
+            from: json!(20),
+            to: json!(23)
+        }
+    );
+    assert_eq!(
+        run(&mut c, "add", None, json!(2)).await.outcome,
+        Outcome::Ok
+    );
+    assert_eq!(
+        run(&mut c, "read", None, json!(null)).await,
+        ClientReply::ok(json!(25))
+    );
+    // Malformed operations fail without reaching the node.
+    let sent = node.log().len();
+    for (f, value) in [("add", json!("x")), ("incr", json!(1))] {
+        assert_eq!(run(&mut c, f, None, value).await.outcome, Outcome::Fail);
+    }
+    assert_eq!(node.log().len(), sent);
+}
+
+#[tokio::test]
+async fn counter_adds_end_fail_on_a_refusal_info_on_no_answer_and_fail_when_out_of_time() {
+    // A definite refusal other than a lost race is not retried.
+    let node = FakeNode::start(|kv, op| match op {
+        Op::Cas { .. } => Action::Reply(Reply::fail("no leader")),
+        _ => Action::Reply(kv.apply(op)),
+    })
+    .await;
+    let mut c = node.client(WorkloadKind::Counter, "raft-kv");
+    let reply = run(&mut c, "add", None, json!(1)).await;
+    assert_eq!(reply.outcome, Outcome::Fail, "{reply:?}");
+    assert_eq!(cas_count(&node.log()), 1);
+
+    // An unanswered cas may have happened: info, never retried.
+    let node = FakeNode::start(|kv, op| match op {
+        Op::Cas { .. } => Action::Reply(Reply::unknown("leader lost")),
+        _ => Action::Reply(kv.apply(op)),
+    })
+    .await;
+    let mut c = node.client(WorkloadKind::Counter, "raft-kv");
+    assert_eq!(
+        run(&mut c, "add", None, json!(1)).await.outcome,
+        Outcome::Info
+    );
+    assert_eq!(cas_count(&node.log()), 1);
+
+    // Races lost again and again are retried while there is time; the timeout then cuts a get
+    // (110 ms each: the third of 300 ms), which wrote nothing, so the add fails.
+    let node = FakeNode::start(|kv, op| match op {
+        Op::Cas { .. } => Action::Reply(Reply::fail("compare failed: value is 7")),
+        _ => Action::Late(Duration::from_millis(110), kv.apply(op)),
+    })
+    .await;
+    let mut c = node.client(WorkloadKind::Counter, "raft-kv");
+    let started = Instant::now();
+    let reply = run(&mut c, "add", None, json!(1)).await;
+    let took = started.elapsed();
+    assert_eq!(reply.outcome, Outcome::Fail, "{reply:?}");
+    assert!(reply.error.unwrap().contains("2 lost races"));
+    assert!(
+        took >= TIMEOUT && took < TIMEOUT + Duration::from_millis(500),
+        "{took:?}"
+    );
+    assert_eq!(cas_count(&node.log()), 2, "retried while in time");
+    assert!(node.value(COUNTER_KEY).is_null(), "nothing written");
+}
+
+#[tokio::test]
 async fn one_timeout_bounds_a_whole_get_then_cas() {
     // The get takes most of the timeout and the cas is never answered: the cas gets only what
     // is left (a timeout per step would take 500 + 600 ms).
@@ -409,10 +519,10 @@ async fn one_timeout_bounds_a_whole_get_then_cas() {
         _ => Action::Late(Duration::from_millis(500), kv.apply(op)),
     })
     .await;
-    for kind in [WorkloadKind::Set, WorkloadKind::Bank] {
+    for kind in [WorkloadKind::Set, WorkloadKind::Bank, WorkloadKind::Counter] {
         let mut c = node.client(kind, "raft-kv");
         let (f, value) = match kind {
-            WorkloadKind::Set => ("add", json!(1)),
+            WorkloadKind::Set | WorkloadKind::Counter => ("add", json!(1)),
             _ => ("transfer", json!({"from": "a0", "to": "a1", "amount": 1})),
         };
         let started = Instant::now();
@@ -424,7 +534,7 @@ async fn one_timeout_bounds_a_whole_get_then_cas() {
             "{kind}: {took:?}"
         );
     }
-    assert_eq!(cas_count(&node.log()), 2, "each sent its cas");
+    assert_eq!(cas_count(&node.log()), 3, "each sent its cas");
 }
 
 #[tokio::test]
@@ -536,9 +646,11 @@ async fn twopc_bank_uses_transfer_and_read_all() {
 #[tokio::test]
 async fn unsupported_pairs_get_a_client_that_refuses_without_sending() {
     let node = FakeNode::kv().await;
-    let mut c = node.client(WorkloadKind::Set, "quorum");
-    let reply = run(&mut c, "add", None, json!(1)).await;
-    assert_eq!(reply.outcome, Outcome::Fail);
-    assert!(reply.error.unwrap().contains("raft-kv"));
+    for kind in [WorkloadKind::Set, WorkloadKind::Counter] {
+        let mut c = node.client(kind, "quorum");
+        let reply = run(&mut c, "add", None, json!(1)).await;
+        assert_eq!(reply.outcome, Outcome::Fail);
+        assert!(reply.error.unwrap().contains("raft-kv"));
+    }
     assert!(node.log().is_empty());
 }

@@ -1,9 +1,9 @@
 //! The workloads' clients: each maps a workload's operations onto a target's protocol.
 //!
-//! On key-value targets (raft-kv, echo) the bank and the set each live in one key, changed by
-//! get then cas: the cas makes the read-modify-write atomic, and a cas whose compare fails
-//! changed nothing, so it is a definite `fail`. A step before the final cas that gets no answer
-//! wrote nothing either, so it is a `fail` too; only an unanswered final cas is `info`.
+//! On key-value targets (raft-kv, echo) the bank, the set and the counter each live in one key,
+//! changed by get then cas: the cas makes the read-modify-write atomic, and a cas whose compare
+//! fails changed nothing, so it is a definite `fail`. A step before the final cas that gets no
+//! answer wrote nothing either, so it is a `fail` too; only an unanswered final cas is `info`.
 
 use std::time::Duration;
 
@@ -21,6 +21,10 @@ pub(crate) const BANK_KEY: &str = "bank";
 pub(crate) const SET_KEY: &str = "set";
 /// Attempts of a set add whose cas keeps losing to concurrent adds.
 pub(crate) const ADD_ATTEMPTS: usize = 5;
+/// The key holding the counter on a key-value target.
+pub(crate) const COUNTER_KEY: &str = "counter";
+/// How raft-kv and echo begin the error of a cas whose compare failed (it changed nothing).
+const COMPARE_FAILED: &str = "compare failed";
 
 fn unsupported(workload: &str, op: &OpTemplate) -> ClientReply {
     ClientReply::fail(format!(
@@ -254,6 +258,97 @@ impl Client for KvSetClient {
                 }
             }
             _ => unsupported("set", op),
+        }
+    }
+}
+
+/// The counter in one key-value key, [`COUNTER_KEY`], as a JSON integer (a missing key is 0).
+/// An add of n is get then cas(old, old + n), tried again while the cas loses a race (its
+/// compare failed, so it certainly did not happen) until the op's timeout: retrying cannot add
+/// twice. Any other failed cas is a `fail`, an unanswered one `info`.
+pub(crate) struct KvCounterClient {
+    conn: Conn,
+}
+
+impl KvCounterClient {
+    pub(crate) fn new(addr: String) -> Self {
+        Self {
+            conn: Conn::new(addr),
+        }
+    }
+
+    async fn add(&mut self, increment: &Value, deadline: Instant) -> ClientReply {
+        let Some(increment) = increment.as_i64() else {
+            return ClientReply::fail(format!("an add needs an integer, not {increment}"));
+        };
+        let mut lost = 0usize;
+        loop {
+            if lost > 0 && Instant::now() >= deadline {
+                return ClientReply::fail(format!(
+                    "{lost} cas attempts lost to concurrent adds before the timeout"
+                ));
+            }
+            let get = Op::Get {
+                key: COUNTER_KEY.into(),
+            };
+            let stored = match self.conn.call(get, deadline).await {
+                Reply::Ok { value } => value,
+                Reply::Fail { error } | Reply::Unknown { error } if lost > 0 => {
+                    return ClientReply::fail(format!(
+                        "reading the counter after {lost} lost races: {error}"
+                    ))
+                }
+                Reply::Fail { error } | Reply::Unknown { error } => {
+                    return ClientReply::fail(format!("reading the counter: {error}"))
+                }
+            };
+            let current = match &stored {
+                Value::Null => 0,
+                other => match other.as_i64() {
+                    Some(n) => n,
+                    None => {
+                        return ClientReply::fail(format!(
+                            "the counter holds {other}, not an integer"
+                        ))
+                    }
+                },
+            };
+            let Some(next) = current.checked_add(increment) else {
+                return ClientReply::fail(format!(
+                    "the counter would overflow: {current} + {increment}"
+                ));
+            };
+            let cas = Op::Cas {
+                key: COUNTER_KEY.into(),
+                from: stored,
+                to: json!(next),
+            };
+            match self.conn.call(cas, deadline).await {
+                Reply::Ok { .. } => return ClientReply::ok(Value::Null),
+                Reply::Fail { error } if error.starts_with(COMPARE_FAILED) => lost += 1,
+                other => return ClientReply::from_reply(other),
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Client for KvCounterClient {
+    async fn invoke(&mut self, op: &OpTemplate, timeout: Duration) -> ClientReply {
+        let deadline = Instant::now() + timeout;
+        match op.f.as_str() {
+            "add" => self.add(&op.value, deadline).await,
+            "read" => {
+                let get = Op::Get {
+                    key: COUNTER_KEY.into(),
+                };
+                match self.conn.call(get, deadline).await {
+                    Reply::Ok { value: Value::Null } => ClientReply::ok(json!(0)),
+                    // Whatever else is there is what the read saw: the checker judges it.
+                    other => ClientReply::from_reply(other),
+                }
+            }
+            _ => unsupported("counter", op),
         }
     }
 }

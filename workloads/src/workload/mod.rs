@@ -9,14 +9,17 @@
 //! - **bank**: `transfer {"from":"a1","to":"a2","amount":5}` and `read` (output every balance,
 //!   `{"a0":10,...}`).
 //! - **set**: `add n` (unique increasing integers) and `read` (output the elements, an array).
+//! - **counter**: `add n` (a small positive increment) and `read` (output the counter, an
+//!   integer; 0 before any add), on one counter.
 //!
 //! What a target can run depends on its operations: cas needs consensus, so quorum runs the
-//! register workload without cas (checked with the `register` model) and cannot run bank or set,
-//! which need an atomic read-modify-write. twopc serves only transfers and reads.
+//! register workload without cas (checked with the `register` model) and cannot run bank, set or
+//! counter, which need an atomic read-modify-write. twopc serves only transfers and reads.
 
 #[cfg(test)]
 mod client_tests;
 mod clients;
+pub mod counter;
 
 use std::fmt;
 use std::str::FromStr;
@@ -29,6 +32,7 @@ use crate::client::Client;
 use crate::generator::{from_fn, until_ok, Generator};
 use crate::register::{register_independent, RegisterMix};
 use crate::set::{set_adds, set_read};
+use counter::{counter_ops, counter_read};
 
 /// Which workload a test runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -37,13 +41,15 @@ pub enum WorkloadKind {
     Register,
     Bank,
     Set,
+    Counter,
 }
 
 impl WorkloadKind {
-    pub const ALL: [WorkloadKind; 3] = [
+    pub const ALL: [WorkloadKind; 4] = [
         WorkloadKind::Register,
         WorkloadKind::Bank,
         WorkloadKind::Set,
+        WorkloadKind::Counter,
     ];
 
     pub fn name(self) -> &'static str {
@@ -51,6 +57,7 @@ impl WorkloadKind {
             WorkloadKind::Register => "register",
             WorkloadKind::Bank => "bank",
             WorkloadKind::Set => "set",
+            WorkloadKind::Counter => "counter",
         }
     }
 }
@@ -68,7 +75,7 @@ impl FromStr for WorkloadKind {
         WorkloadKind::ALL
             .into_iter()
             .find(|k| k.name() == s)
-            .ok_or_else(|| format!("no workload {s:?}; there are register, bank and set"))
+            .ok_or_else(|| format!("no workload {s:?}; there are register, bank, set and counter"))
     }
 }
 
@@ -85,6 +92,8 @@ pub enum CheckerSpec {
     },
     /// Lost, unexpected and duplicated elements of the set.
     Set,
+    /// Every ok read of the counter (from 0) within the bounds its adds allow.
+    Counter,
 }
 
 /// Knobs of the workloads; each workload reads only its own. Missing fields take the defaults,
@@ -185,17 +194,17 @@ impl Target {
 pub fn supports(kind: WorkloadKind, target: &str) -> Result<(), String> {
     let parsed = Target::parse(target)?;
     let why = match (kind, parsed) {
-        (WorkloadKind::Register, Target::Twopc) | (WorkloadKind::Set, Target::Twopc) => {
+        (WorkloadKind::Register | WorkloadKind::Set | WorkloadKind::Counter, Target::Twopc) => {
             "twopc serves only transfer and read-all"
         }
-        (WorkloadKind::Bank, Target::Quorum) | (WorkloadKind::Set, Target::Quorum) => {
+        (WorkloadKind::Bank | WorkloadKind::Set | WorkloadKind::Counter, Target::Quorum) => {
             "it needs an atomic read-modify-write and quorum has no cas"
         }
         _ => return Ok(()),
     };
     let alternative = match kind {
         WorkloadKind::Bank => "twopc or raft-kv",
-        WorkloadKind::Register | WorkloadKind::Set => "raft-kv",
+        WorkloadKind::Register | WorkloadKind::Set | WorkloadKind::Counter => "raft-kv",
     };
     Err(format!(
         "the {kind} workload cannot run on {target}: {why}; use {alternative}"
@@ -249,6 +258,12 @@ pub fn build(
             final_reads: Some(final_reads(from_fn(|_, _| set_read()))),
             checkers: vec![CheckerSpec::Set],
         },
+        WorkloadKind::Counter => Workload {
+            kind,
+            main: counter_ops().boxed(),
+            final_reads: Some(final_reads(from_fn(|_, _| counter_read()))),
+            checkers: vec![CheckerSpec::Counter],
+        },
     })
 }
 
@@ -273,6 +288,7 @@ pub fn target_client(
             initial_balances(&options.accounts, options.initial_balance),
         )),
         (WorkloadKind::Set, _) => Box::new(clients::KvSetClient::new(addr)),
+        (WorkloadKind::Counter, _) => Box::new(clients::KvCounterClient::new(addr)),
     }
 }
 
@@ -294,12 +310,20 @@ mod tests {
 
     /// `main` for a simulated second, then the final reads; the invocations as (process, op).
     fn run(w: Workload, concurrency: usize) -> Vec<(u64, crate::generator::OpTemplate)> {
+        run_seeded(w, concurrency, 3)
+    }
+
+    fn run_seeded(
+        w: Workload,
+        concurrency: usize,
+        seed: u64,
+    ) -> Vec<(u64, crate::generator::OpTemplate)> {
         let mut plan = vec![time_limit(Duration::from_secs(1), w.main).boxed()];
         plan.extend(w.final_reads);
         let mut g = phases(plan);
         let cfg = SimConfig {
             concurrency,
-            seed: 3,
+            seed,
             max_steps: 1_000_000,
         };
         let events = simulate(&mut g, &cfg, |_, _| (2 * MS, Outcome::Ok)).unwrap();
@@ -409,11 +433,68 @@ mod tests {
     }
 
     #[test]
+    fn counter_adds_small_increments_and_reads_then_reads_once_per_process() {
+        let w = build(
+            WorkloadKind::Counter,
+            "raft-kv",
+            &WorkloadOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(w.checkers, vec![CheckerSpec::Counter]);
+        let ops = run(w, 3);
+        let (main, last) = ops.split_at(ops.len() - 3);
+        let mut increments = BTreeSet::new();
+        let (mut adds, mut reads) = (0usize, 0usize);
+        for (_, op) in main {
+            assert!(op.key.is_none(), "one counter: {op:?}");
+            match op.f.as_str() {
+                "add" => {
+                    adds += 1;
+                    increments.insert(op.value.as_i64().expect("an integer increment"));
+                }
+                "read" => {
+                    reads += 1;
+                    assert_eq!(*op, counter_read());
+                }
+                other => panic!("unexpected f {other}"),
+            }
+        }
+        assert_eq!(
+            increments,
+            (1..=counter::MAX_INCREMENT).collect::<BTreeSet<_>>()
+        );
+        assert!(adds + reads > 100, "{adds} adds, {reads} reads");
+        // Three adds to one read, give or take the draw.
+        let share = reads as f64 / (adds + reads) as f64;
+        assert!((0.15..0.35).contains(&share), "{reads} of {}", adds + reads);
+        let procs: BTreeSet<u64> = last.iter().map(|(p, _)| *p).collect();
+        assert_eq!(procs, BTreeSet::from([0, 1, 2]));
+        assert!(last.iter().all(|(_, op)| *op == counter_read()));
+    }
+
+    #[test]
+    fn counter_ops_are_fixed_by_the_seed() {
+        let ops = |seed| {
+            let w = build(
+                WorkloadKind::Counter,
+                "raft-kv",
+                &WorkloadOptions::default(),
+            )
+            .unwrap();
+            run_seeded(w, 4, seed)
+        };
+        assert_eq!(ops(7), ops(7));
+        assert_ne!(ops(7), ops(8));
+    }
+
+    #[test]
     fn unsupported_pairs_say_why_and_name_a_target_that_can() {
         for (kind, target, alternative) in [
             (WorkloadKind::Bank, "quorum", "twopc"),
             (WorkloadKind::Set, "quorum", "raft-kv"),
             (WorkloadKind::Set, "twopc", "raft-kv"),
+            (WorkloadKind::Counter, "quorum", "raft-kv"),
+            (WorkloadKind::Counter, "twopc", "raft-kv"),
             (WorkloadKind::Register, "twopc", "raft-kv"),
         ] {
             let err = supports(kind, target).unwrap_err();
