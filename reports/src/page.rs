@@ -78,6 +78,20 @@ fn scalar_rows(object: &Value, skip: &[&str]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A result as indented JSON, cut at [`DETAILS_BYTES`] (the file has all of it).
+fn pretty_cut(value: &Value) -> String {
+    let mut details = serde_json::to_string_pretty(value).unwrap_or_default();
+    if details.len() > DETAILS_BYTES {
+        let mut cut = DETAILS_BYTES;
+        while !details.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        details.truncate(cut);
+        details.push_str("\n… (cut; the whole result is in results.json)");
+    }
+    details
+}
+
 fn checkers(results: &Value) -> Vec<Checker> {
     let Some(map) = results["checkers"].as_object() else {
         return Vec::new();
@@ -85,15 +99,7 @@ fn checkers(results: &Value) -> Vec<Checker> {
     map.iter()
         .map(|(name, result)| {
             let word = verdict(&result["valid"]);
-            let mut details = serde_json::to_string_pretty(result).unwrap_or_default();
-            if details.len() > DETAILS_BYTES {
-                let mut cut = DETAILS_BYTES;
-                while !details.is_char_boundary(cut) {
-                    cut -= 1;
-                }
-                details.truncate(cut);
-                details.push_str("\n… (cut; the whole result is in results.json)");
-            }
+            let details = pretty_cut(result);
             Checker {
                 name: name.clone(),
                 verdict: word.into(),
@@ -178,15 +184,7 @@ fn slo_card(slo: &Value) -> Option<Checker> {
             .collect(),
         &mut view,
     );
-    let mut details = serde_json::to_string_pretty(slo).unwrap_or_default();
-    if details.len() > DETAILS_BYTES {
-        let mut cut = DETAILS_BYTES;
-        while !details.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        details.truncate(cut);
-        details.push_str("\n… (cut; the whole result is in results.json)");
-    }
+    let details = pretty_cut(slo);
     Some(Checker {
         name: "service levels (SLO)".into(),
         verdict: match verdict {
