@@ -361,7 +361,8 @@ pub fn write(dir: &Path) -> anyhow::Result<Written> {
 
 /// Writes `contents` to `path` through a temporary file, so a reader never sees half a page.
 pub fn write_atomically(path: &Path, contents: &str) -> anyhow::Result<()> {
-    let partial = path.with_extension("html.partial");
+    // A name of this writer's own: parallel runs of a campaign refresh one index.
+    let partial = path.with_extension(format!("html.{}.partial", std::process::id()));
     std::fs::write(&partial, contents)
         .and_then(|()| std::fs::rename(&partial, path))
         .with_context(|| format!("cannot write {}", path.display()))

@@ -42,6 +42,7 @@ fn screenshot(browser: &Path, page: &Path, png: &Path, height: u32) -> Vec<Strin
             "--disable-gpu",
             "--hide-scrollbars",
             "--no-first-run",
+            "--disable-dev-shm-usage",
             "--enable-logging=stderr",
             "--v=0",
         ])

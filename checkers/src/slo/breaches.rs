@@ -12,7 +12,7 @@ pub(super) fn baseline(
     width_ns: u64,
 ) -> Option<Baseline> {
     let first_fault = faults.iter().map(|f| f.start_ns).min().unwrap_or(u64::MAX);
-    let end = |i: usize| (i as u64 + 1) * width_ns;
+    let end = |i: usize| (i as u64 + 1).saturating_mul(width_ns);
     let steady: Vec<f64> = (windows.iter().enumerate())
         .filter(|(i, _)| end(*i) <= first_fault)
         .map(|(_, w)| w.ok_per_s)
@@ -21,7 +21,7 @@ pub(super) fn baseline(
         let ends: Option<Vec<u64>> = faults.iter().map(|f| f.end_ns).collect();
         let last_heal = ends.and_then(|e| e.into_iter().max())?;
         let after = (windows.iter().enumerate())
-            .filter(|(i, _)| *i as u64 * width_ns >= last_heal)
+            .filter(|(i, _)| (*i as u64).saturating_mul(width_ns) >= last_heal)
             .map(|(_, w)| w.ok_per_s);
         ("after heal", after.collect())
     } else {
@@ -71,14 +71,14 @@ pub(super) fn recoveries(
                 .filter(|op| op.outcome == Outcome::Ok && op.invoke_ns >= heal)
                 .filter_map(|op| op.complete_ns)
                 .min();
-            recovery.first_ok_s = first_ok.map(|t| secs(t - heal));
+            recovery.first_ok_s = first_ok.map(|t| secs(t.saturating_sub(heal)));
             if let Some(base) = baseline {
                 let target = RECOVERED_FRACTION * base.ok_per_s;
                 let back = (0..windows.len())
-                    .map(|i| (i as u64 + 1) * width_ns)
+                    .map(|i| (i as u64 + 1).saturating_mul(width_ns))
                     .zip(windows)
                     .find(|(end, w)| *end > heal && w.ok_per_s >= target);
-                recovery.steady_s = back.map(|(end, _)| secs(end - heal));
+                recovery.steady_s = back.map(|(end, _)| secs(end.saturating_sub(heal)));
             }
             recovery
         })

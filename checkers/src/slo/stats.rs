@@ -157,8 +157,8 @@ pub(super) fn windows(ops: &[Op], end_ns: u64, width_ns: u64, kinds: &[&str]) ->
         .map(|(i, group)| {
             let (stats, by_op) = group.finish();
             WindowStats {
-                start_s: secs(i as u64 * width_ns),
-                end_s: secs((i as u64 + 1) * width_ns),
+                start_s: secs((i as u64).saturating_mul(width_ns)),
+                end_s: secs((i as u64 + 1).saturating_mul(width_ns)),
                 ok_per_s: stats.ok as f64 / width_s,
                 stats,
                 by_op,

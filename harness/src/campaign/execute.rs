@@ -55,11 +55,16 @@ fn read_json(path: &Path) -> Value {
 
 /// Runs one planned run as a child process, its output kept in `log`.
 fn run_one(program: &Path, run: &PlannedRun, work: &Path) -> anyhow::Result<Outcome> {
-    let spec_file = work.join("specs").join(format!("{}.toml", run.name));
+    // JSON, as a stored run's test.json: TOML cannot hold seeds above 2^63.
+    let spec_file = work.join("specs").join(format!("{}.json", run.name));
     let log = work.join("logs").join(format!("{}.log", run.name));
-    let toml = toml::to_string(&run.settings).context("writing the run's spec")?;
-    std::fs::write(&spec_file, toml)
+    let json = serde_json::to_string_pretty(&serde_json::json!({ "spec": run.settings }))?;
+    std::fs::write(&spec_file, json)
         .with_context(|| format!("cannot write {}", spec_file.display()))?;
+    // The run's folder is the one `latest` points at afterwards, if the run moved it: a run
+    // that failed before recording anything leaves an older run's link in place.
+    let latest = run.spec.store.join(&run.name).join("latest");
+    let before = std::fs::canonicalize(&latest).ok();
     let output =
         std::fs::File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
     let started = Instant::now();
@@ -73,8 +78,9 @@ fn run_one(program: &Path, run: &PlannedRun, work: &Path) -> anyhow::Result<Outc
         .status()
         .with_context(|| format!("cannot start {}", program.display()))?;
     let seconds = started.elapsed().as_secs_f64();
-    let latest = run.spec.store.join(&run.name).join("latest");
-    let dir = std::fs::canonicalize(&latest).ok();
+    let dir = std::fs::canonicalize(&latest)
+        .ok()
+        .filter(|d| Some(d) != before.as_ref());
     let results = dir
         .as_ref()
         .map(|d| read_json(&d.join("results.json")))
@@ -130,7 +136,8 @@ pub fn run(campaign: Campaign, options: Options) -> anyhow::Result<u8> {
         std::fs::create_dir_all(work.join(sub))
             .with_context(|| format!("cannot create {}", work.join(sub).display()))?;
     }
-    let program = std::env::current_exe().context("cannot find the fissure binary")?;
+    // Held open, so a rebuild during a long campaign cannot swap the binary under it.
+    let program = crate::commands::run::held_binary()?;
     let total = campaign.runs.len();
     let bar = indicatif::ProgressBar::new(total as u64);
     bar.set_style(
@@ -178,19 +185,31 @@ pub fn run(campaign: Campaign, options: Options) -> anyhow::Result<u8> {
             Ok(outcome) => {
                 if !outcome.met {
                     missed += 1;
-                    bar.println(format!(
+                    let line = format!(
                         "MISSED {}: expected {}, got {} ({})",
                         outcome.run.name,
                         outcome.run.expect.name(),
                         outcome.verdict,
                         outcome.reason
-                    ));
+                    );
+                    bar.suspend(|| eprintln!("{line}"));
                 }
                 outcomes.push(outcome);
             }
             Err((run, e)) => {
-                bar.println(format!("ERROR {}: {e:#}", run.name));
+                bar.suspend(|| eprintln!("ERROR {}: {e:#}", run.name));
                 missed += 1;
+                outcomes.push(Outcome {
+                    met: false,
+                    code: None,
+                    verdict: "error".into(),
+                    reason: format!("{e:#}"),
+                    slo: "-".into(),
+                    dir: None,
+                    seconds: 0.0,
+                    log: work.join("logs").join(format!("{}.log", run.name)),
+                    run,
+                });
             }
         }
         bar.inc(1);

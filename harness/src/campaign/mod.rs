@@ -145,6 +145,9 @@ impl Campaign {
             expand(&file.name, i, entry, &defaults, store, &mut runs)
                 .with_context(|| at.clone())?;
         }
+        if runs.is_empty() {
+            bail!("the [[runs]] expand to no run (an empty targets, seeds or fault-sets list?)");
+        }
         let mut seen = std::collections::BTreeSet::new();
         for run in &runs {
             if !seen.insert(run.name.clone()) {
@@ -339,5 +342,8 @@ expect = "invalid"
         let error = format!("{:#}", Campaign::parse(twice, None).unwrap_err());
         assert!(error.contains("two runs are named"), "{error}");
         assert!(Campaign::parse("name = \"x\"\n", None).is_err());
+        let empty = "name = \"x\"\n[[runs]]\nseeds = []\n";
+        let error = format!("{:#}", Campaign::parse(empty, None).unwrap_err());
+        assert!(error.contains("no run"), "{error}");
     }
 }

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 /// The store a run folder belongs to (`<store>/<test>/<stamp>`), if it looks like one.
 pub fn store_of(run_dir: &Path) -> Option<PathBuf> {
+    // Through links (`store/latest`) to the run's real folder.
+    let run_dir = std::fs::canonicalize(run_dir).ok()?;
     let store = run_dir.parent()?.parent()?;
     let has_runs = store.join("latest").exists() || store.join("index.html").is_file();
     has_runs.then(|| store.to_path_buf())

@@ -194,7 +194,7 @@ async fn start_cluster(
                 target: spec.target.clone(),
                 nodes: spec.nodes,
                 node_args,
-                program: node_program()?,
+                program: held_binary()?,
                 program_args: vec!["node".into()],
                 dir: run.nodes(),
                 start_timeout: Duration::from_secs(20),
@@ -225,10 +225,11 @@ async fn start_cluster(
     }
 }
 
-/// The binary nodes are started with: this very binary, held open for the whole run, so that
-/// a restart in the middle of a run starts the same build even if the file was replaced or
-/// removed meanwhile (a `cargo build`, say). Falls back to the path where /proc is missing.
-fn node_program() -> anyhow::Result<std::path::PathBuf> {
+/// The binary nodes (and a campaign's runs) are started with: this very binary, held open for
+/// the whole run, so that a restart in the middle of a run starts the same build even if the
+/// file was replaced or removed meanwhile (a `cargo build`, say). Falls back to the path where
+/// /proc is missing.
+pub fn held_binary() -> anyhow::Result<std::path::PathBuf> {
     use std::os::fd::AsRawFd;
     static HELD: std::sync::OnceLock<std::fs::File> = std::sync::OnceLock::new();
     if let Ok(file) = std::fs::File::open("/proc/self/exe") {
