@@ -91,24 +91,9 @@ pub struct RunData {
     pub skipped_lines: usize,
 }
 
-/// The fault kind a nemesis `f` starts or stops, and whether it starts it.
-pub fn fault_event(f: &str) -> Option<(&'static str, bool)> {
-    Some(match f {
-        "start-partition" => ("partition", true),
-        "stop-partition" => ("partition", false),
-        "kill" => ("kill", true),
-        "start" => ("kill", false),
-        "pause" => ("pause", true),
-        "resume" => ("pause", false),
-        "bump-clock" | "strobe-clock" => ("clock", true),
-        "reset-clock" => ("clock", false),
-        "start-latency" => ("latency", true),
-        "stop-latency" => ("latency", false),
-        "start-loss" => ("loss", true),
-        "stop-loss" => ("loss", false),
-        _ => return None,
-    })
-}
+/// The fault kind a nemesis `f` starts or stops, and whether it starts it: the SLO checker's
+/// reading, so the report's fault windows are the ones its SLO verdict speaks of.
+pub use checkers::slo::fault_event;
 
 /// Compact JSON cut at `max` characters.
 pub fn short(value: &Value, max: usize) -> String {
