@@ -189,9 +189,9 @@ fn raft_kv_on_five_containers_is_valid_and_stale_reads_are_found() {
     }
     let cluster = Cluster::up("raft", 5);
     let store = tempfile::tempdir().unwrap();
-    let short = "--nodes 5 --nemesis partition,kill --nemesis-interval 1s --time-limit 8s \
-                 --recovery 2s --rate 150";
-    let out = cluster.run(store.path(), &format!("{short} --seed 3"));
+    let short = "--nodes 5 --nemesis partition,kill --nemesis-interval 1s --recovery 2s \
+                 --rate 150";
+    let out = cluster.run(store.path(), &format!("{short} --time-limit 8s --seed 3"));
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -211,7 +211,11 @@ fn raft_kv_on_five_containers_is_valid_and_stale_reads_are_found() {
         "no node log at {log:?}"
     );
 
-    let out = cluster.run(store.path(), &format!("{short} --bug stale-read --seed 1"));
+    // 16 s: in 8 s a stale read shows about 9 times in 10 (BENCHMARKS.md).
+    let out = cluster.run(
+        store.path(),
+        &format!("{short} --time-limit 16s --bug stale-read --seed 1"),
+    );
     assert_eq!(
         out.status.code(),
         Some(1),
