@@ -48,33 +48,8 @@ pub fn main() -> ExitCode {
         return targets::cli::run(*node);
     }
     logging::init();
-    if let cli::Command::Links { config, faults } = &cli.command {
-        return links_daemon(config, faults);
-    }
     match commands::run(cli) {
         Ok(code) => ExitCode::from(code),
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(EXIT_ERROR)
-        }
-    }
-}
-
-/// `fissure links`: a node's link daemon, until SIGTERM.
-fn links_daemon(config: &std::path::Path, faults: &std::path::Path) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(EXIT_ERROR);
-        }
-    };
-    match runtime.block_on(nuclei::link::daemon::run_from_files(config, faults)) {
-        Ok(()) => ExitCode::from(EXIT_VALID),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(EXIT_ERROR)

@@ -1,19 +1,13 @@
 //! `fissure cluster up|down|status`, `fissure heal` and `fissure image`: clusters that outlive
 //! one run, and cleaning up after a controller that died.
 
+use super::runtime;
 use crate::backend::docker::{cluster, image};
 use crate::backend::{remote, state};
 use crate::cli::{ClusterAction, HealArgs, ImageAction};
 use crate::{EXIT_ERROR, EXIT_VALID};
-use anyhow::{bail, Context};
+use anyhow::bail;
 use std::time::Duration;
-
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
-}
 
 fn docker_only(backend: &str) -> anyhow::Result<()> {
     match backend {

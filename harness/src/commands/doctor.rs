@@ -45,9 +45,7 @@ fn print_table(title: &str, checks: &[Check]) {
 }
 
 pub fn run(args: DoctorArgs) -> anyhow::Result<u8> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = super::runtime()?;
     match args.backend.as_str() {
         "local" => Ok(local()),
         "docker" => runtime.block_on(docker(args.cluster)),

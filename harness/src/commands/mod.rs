@@ -13,6 +13,15 @@ mod run_output;
 
 use crate::cli::{Cli, Command};
 
+/// The async runtime of a command that needs one.
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
 /// Runs a command; `Ok` carries the exit code.
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {

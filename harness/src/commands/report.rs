@@ -95,10 +95,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         eprintln!("{warning}");
     }
     let runs = reports::index::write(&store)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = super::runtime()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(bind)
             .await

@@ -41,10 +41,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         }
         return Ok(EXIT_VALID);
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = super::runtime()?;
     let result = runtime.block_on(execute(spec, launched));
     logging::close_run_log();
     // Client tasks still waiting on a partitioned node must not hold the exit up.
