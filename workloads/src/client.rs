@@ -101,6 +101,21 @@ impl Conn {
             }
         }
     }
+
+    /// Reads `key` as an operation's result: a missing key reads as `absent` (the workload's
+    /// empty value), anything else as it came.
+    pub(crate) async fn read_key(
+        &mut self,
+        key: &str,
+        absent: Value,
+        deadline: Instant,
+    ) -> ClientReply {
+        let get = Op::Get { key: key.into() };
+        match self.call(get, deadline).await {
+            Reply::Ok { value: Value::Null } => ClientReply::ok(absent),
+            other => ClientReply::from_reply(other),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -244,7 +244,7 @@ fn expand(
                         if let Some(store) = store {
                             settings.store = Some(store.to_path_buf());
                         }
-                        let spec = settings.resolve()?;
+                        let mut spec = settings.resolve()?;
                         let mut name = format!(
                             "{campaign}-{label}-{}-{}-{}-s{}",
                             spec.target,
@@ -268,7 +268,7 @@ fn expand(
                         // The seed is fixed now (a random one is drawn once), so a rerun of
                         // the campaign's run is the same run.
                         settings.seed = Some(spec.seed);
-                        let spec = settings.resolve()?;
+                        spec.name = name.clone();
                         runs.push(PlannedRun {
                             name,
                             label: label.clone(),

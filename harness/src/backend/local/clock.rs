@@ -78,9 +78,7 @@ impl ClockMechanism {
         match self {
             // libfaketime's relative offset: signed seconds with a fraction ("+1.500").
             ClockMechanism::Faketime { .. } => {
-                let sign = if offset_ms < 0 { '-' } else { '+' };
-                let abs = offset_ms.unsigned_abs();
-                format!("{sign}{}.{:03}\n", abs / 1000, abs % 1000)
+                nuclei::ssh_faults::commands::faketime_offset(offset_ms)
             }
             ClockMechanism::OffsetFile => format!("{offset_ms}\n"),
         }

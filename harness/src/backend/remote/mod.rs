@@ -203,9 +203,17 @@ impl RemoteCluster {
             .await
             .context("preparing the nodes")?;
         let daemon = remote.link_daemon();
+        let peers = remote.peers();
         let mut uploads = tokio::task::JoinSet::new();
         for (i, node) in fleet.remotes().iter().enumerate() {
-            let layout = remote.layout(i);
+            let layout = NodeLayout {
+                nodes: &peers,
+                me: i,
+                program: &remote.config.program,
+                target: &remote.config.target,
+                extra: &remote.config.node_args[i],
+                link_daemon: daemon,
+            };
             let (script, links) = (layout.launch_script(), layout.links());
             let node = node.clone();
             let program = remote.config.program.clone();
@@ -250,17 +258,6 @@ impl RemoteCluster {
                 ip: n.ip.clone(),
             })
             .collect()
-    }
-
-    fn layout(&self, i: usize) -> OwnedLayout {
-        OwnedLayout {
-            nodes: self.peers(),
-            me: i,
-            program: self.config.program.clone(),
-            target: self.config.target.clone(),
-            extra: self.config.node_args[i].clone(),
-            link_daemon: self.link_daemon(),
-        }
     }
 
     pub fn cluster(&self) -> &ClusterState {
@@ -350,37 +347,6 @@ impl RemoteCluster {
             }
         }
         failures
-    }
-}
-
-/// [`NodeLayout`] with owned fields, for tasks.
-struct OwnedLayout {
-    nodes: Vec<Peer>,
-    me: usize,
-    program: String,
-    target: String,
-    extra: Vec<String>,
-    link_daemon: bool,
-}
-
-impl OwnedLayout {
-    fn borrow(&self) -> NodeLayout<'_> {
-        NodeLayout {
-            nodes: &self.nodes,
-            me: self.me,
-            program: &self.program,
-            target: &self.target,
-            extra: &self.extra,
-            link_daemon: self.link_daemon,
-        }
-    }
-
-    fn launch_script(&self) -> String {
-        self.borrow().launch_script()
-    }
-
-    fn links(&self) -> nuclei::link::daemon::LinksConfig {
-        self.borrow().links()
     }
 }
 
