@@ -178,15 +178,6 @@ impl ClusterState {
             .trim()
             .to_string())
     }
-
-    /// Removes the state directory.
-    pub fn remove_dir(&self) -> anyhow::Result<()> {
-        match std::fs::remove_dir_all(self.dir()) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e).with_context(|| format!("cannot remove {}", self.dir().display())),
-        }
-    }
 }
 
 /// Use of a cluster by one controller: a `fissure run` holds it while its target runs, and

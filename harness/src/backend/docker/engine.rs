@@ -27,13 +27,6 @@ pub async fn docker(args: &[&str]) -> anyhow::Result<String> {
     bail!("`docker {}` failed: {}", args.join(" "), explain(&stderr))
 }
 
-/// Like [`docker`], but an error is only logged (for cleanup, which must go on).
-pub async fn docker_quiet(args: &[&str]) {
-    if let Err(e) = docker(args).await {
-        tracing::debug!("{e:#}");
-    }
-}
-
 fn not_installed(e: &std::io::Error) -> anyhow::Error {
     if e.kind() == std::io::ErrorKind::NotFound {
         anyhow::anyhow!(

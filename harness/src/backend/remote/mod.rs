@@ -260,10 +260,6 @@ impl RemoteCluster {
             .collect()
     }
 
-    pub fn cluster(&self) -> &ClusterState {
-        &self.cluster
-    }
-
     pub fn faults(&self) -> &SshFaults {
         &self.faults
     }
