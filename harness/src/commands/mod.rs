@@ -35,10 +35,12 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Heal(args) => cluster::heal(args),
         Command::Doctor(args) => doctor::run(args),
         Command::Image { action } => cluster::image(action),
-        Command::Node { .. } | Command::Links { .. } => {
-            anyhow::bail!(
-                "`fissure node` and `fissure links` run in their own process (crate::main)"
-            )
+        Command::Links { config, faults } => {
+            runtime()?.block_on(nuclei::link::daemon::run_from_files(&config, &faults))?;
+            Ok(crate::EXIT_VALID)
+        }
+        Command::Node { .. } => {
+            anyhow::bail!("`fissure node` runs in its own process (crate::main)")
         }
     }
 }
