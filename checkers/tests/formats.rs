@@ -1,4 +1,4 @@
-//! The importers against the real conformance corpus (`shared/corpus`, see its README and
+//! The importers against the real conformance corpus (`corpus/`, see its README and
 //! MANIFEST.tsv), plus EDN round trips and error lines through the public API.
 //!
 //! Tests live in a `formats` module so that `cargo test -p checkers formats` selects them.

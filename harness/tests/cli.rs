@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 
 fn corpus(path: &str) -> PathBuf {
     let dir = std::env::var_os("FISSURE_CORPUS").map_or_else(
-        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus")),
+        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../corpus")),
         PathBuf::from,
     );
     dir.join(path)

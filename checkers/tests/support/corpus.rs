@@ -1,5 +1,5 @@
-//! The conformance corpus (`shared/corpus` beside the repository, or `$FISSURE_CORPUS`) and its
-//! MANIFEST.tsv, for tests and benchmarks.
+//! The conformance corpus vendored in the repository (`corpus/`, or `$FISSURE_CORPUS` to try
+//! another copy) and its MANIFEST.tsv, for tests and benchmarks.
 #![allow(dead_code)]
 
 use checkers::formats::Format;
@@ -18,7 +18,7 @@ pub struct Entry {
 pub fn dir() -> PathBuf {
     match std::env::var_os("FISSURE_CORPUS") {
         Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus")),
+        None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../corpus")),
     }
 }
 
@@ -26,7 +26,7 @@ pub fn read(path: &str) -> String {
     let full = dir().join(path);
     std::fs::read_to_string(&full).unwrap_or_else(|e| {
         panic!(
-            "cannot read corpus file {}: {e} (set FISSURE_CORPUS to the corpus folder)",
+            "cannot read corpus file {}: {e} (the corpus is vendored in the repository's corpus/ folder)",
             full.display()
         )
     })
