@@ -62,7 +62,13 @@ mod formats {
         let mut histories = 0;
         for file in files {
             let relative = file.strip_prefix(&root).unwrap().to_str().unwrap();
-            if relative.ends_with(".md") || relative == "MANIFEST.tsv" {
+            // Notes, license texts, and the transactional histories (listed in elle/MANIFEST.tsv).
+            let name = file.file_name().unwrap().to_str().unwrap();
+            if relative.ends_with(".md")
+                || relative == "MANIFEST.tsv"
+                || name.starts_with("LICENSE")
+                || relative.starts_with("elle/")
+            {
                 continue;
             }
             histories += 1;

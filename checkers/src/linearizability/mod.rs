@@ -7,6 +7,7 @@
 
 mod budget;
 mod counterexample;
+mod schedule;
 mod search;
 
 pub use budget::{Abort, Progress};
@@ -18,8 +19,8 @@ use crate::model::{
     Mutex, Register, SetModel,
 };
 use budget::Budget;
-use rayon::prelude::*;
-use search::{Search, SearchOp, SearchResult, SearchStats};
+use schedule::run_in_rounds;
+use search::SearchOp;
 use serde::{Serialize, Serializer};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -152,17 +153,17 @@ pub fn check_model(
 }
 
 /// One independently checkable part of the history.
-struct Partition<O> {
-    key: Option<Value>,
+pub(crate) struct Partition<O> {
+    pub(crate) key: Option<Value>,
     /// Indices into the history's operations, parallel to `ops`.
-    sources: Vec<usize>,
-    ops: Vec<SearchOp<O>>,
+    pub(crate) sources: Vec<usize>,
+    pub(crate) ops: Vec<SearchOp<O>>,
 }
 
 /// A finished partition: its index and outcome.
-type Finished<S> = (usize, PartitionOutcome<S>);
+pub(crate) type Finished<S> = (usize, PartitionOutcome<S>);
 
-enum PartitionOutcome<S> {
+pub(crate) enum PartitionOutcome<S> {
     Valid,
     Invalid(Box<search::Stuck<S>>),
     Aborted,
@@ -253,68 +254,6 @@ pub fn check<M: Model>(
     })
 }
 
-/// The first round's slice, in search steps; each round doubles it.
-const FIRST_SLICE: u64 = 1 << 15;
-
-/// Runs every partition's search in rounds of growing slices (in steps, not time, so the outcome
-/// does not depend on thread timing). Easy partitions finish in the first round; once any partition
-/// is proven invalid the rest are dropped, since the verdict cannot change. Without this, a few
-/// huge partitions could occupy every core while an easy violation waits behind them.
-///
-/// Returns the finished partitions' outcomes in key order, and the effort spent.
-fn run_in_rounds<M: Model>(
-    model: &M,
-    partitions: &[Partition<M::Op>],
-    budget: &Budget,
-) -> (Vec<Finished<M::State>>, SearchStats) {
-    let mut tasks: Vec<(usize, Search<M>)> = (0..partitions.len())
-        .map(|i| (i, Search::new(model, &partitions[i].ops, budget)))
-        .collect();
-    // Largest first within a round, so a big partition does not start last and run alone.
-    tasks.sort_by_key(|(i, _)| std::cmp::Reverse(partitions[*i].ops.len()));
-    let mut outcomes = Vec::new();
-    let mut stats = SearchStats::default();
-    let mut slice = FIRST_SLICE;
-    while !tasks.is_empty() {
-        let results: Vec<Option<SearchResult<M::State>>> = tasks
-            .par_iter_mut()
-            .map(|(_, search)| search.resume(slice))
-            .collect();
-        let mut unfinished = Vec::new();
-        for ((i, search), result) in tasks.into_iter().zip(results) {
-            let Some(result) = result else {
-                unfinished.push((i, search));
-                continue;
-            };
-            search.finish(&mut stats);
-            budget
-                .progress
-                .partitions_done
-                .fetch_add(1, Ordering::Relaxed);
-            outcomes.push((
-                i,
-                match result {
-                    SearchResult::Linearizable => PartitionOutcome::Valid,
-                    SearchResult::NotLinearizable(stuck) => PartitionOutcome::Invalid(stuck),
-                    SearchResult::Aborted => PartitionOutcome::Aborted,
-                },
-            ));
-        }
-        tasks = unfinished;
-        if outcomes
-            .iter()
-            .any(|(_, o)| matches!(o, PartitionOutcome::Invalid(_)))
-        {
-            for (_, search) in tasks.drain(..) {
-                search.finish(&mut stats);
-            }
-        }
-        slice = slice.saturating_mul(2);
-    }
-    outcomes.sort_by_key(|(i, _)| *i);
-    (outcomes, stats)
-}
-
 /// Shrinking is a courtesy: it gets at most two seconds, and never more than half of what is left.
 fn shrink_time(remaining: Option<Duration>) -> Option<Duration> {
     let cap = Duration::from_secs(2);
@@ -332,7 +271,15 @@ fn partition<M: Model>(
     failures: FailureSemantics,
     split: bool,
 ) -> Result<Vec<Partition<M::Op>>, ModelError> {
-    let mut groups: BTreeMap<String, Partition<M::Op>> = BTreeMap::new();
+    /// Groups sort as their keys' JSON text would (strings first), without writing that text for
+    /// the common case of string keys.
+    #[derive(PartialEq, Eq, PartialOrd, Ord)]
+    enum GroupKey<'a> {
+        Whole,
+        Str(&'a str),
+        Other(String),
+    }
+    let mut groups: BTreeMap<GroupKey, Partition<M::Op>> = BTreeMap::new();
     for (index, op) in ops.iter().enumerate() {
         if op.outcome == Outcome::Fail && failures == FailureSemantics::DidNotHappen {
             continue;
@@ -343,8 +290,9 @@ fn partition<M: Model>(
             continue;
         }
         let group_key = match (&op.key, split) {
-            (Some(key), true) => key.to_string(),
-            _ => String::new(),
+            (Some(Value::String(key)), true) => GroupKey::Str(key),
+            (Some(key), true) => GroupKey::Other(key.to_string()),
+            _ => GroupKey::Whole,
         };
         let group = groups.entry(group_key).or_insert_with(|| Partition {
             key: if split { op.key.clone() } else { None },

@@ -24,12 +24,16 @@ use crate::model::Model;
 use hashbrown::HashTable;
 use rustc_hash::{FxBuildHasher, FxHashMap};
 use std::hash::BuildHasher;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 const NIL: u32 = u32::MAX;
 const HEAD: u32 = 0;
 /// How often (in search steps) the search looks at the clock, the memory budget and cancellation.
 const CHECK_EVERY: u64 = 1 << 12;
+/// How often (in search steps) a slice looks at its length and at whether another partition has
+/// already decided the verdict: often, so that an invalid partition found by one thread stops the
+/// others within microseconds.
+const SLICE_CHECK_EVERY: u64 = 1 << 6;
 
 /// One operation of a partition, ready for the search.
 #[derive(Clone, Debug)]
@@ -150,18 +154,21 @@ struct States<'m, M: Model> {
     values: Vec<M::State>,
     /// What the interned states hold, by the model's estimate.
     bytes: usize,
-    ids: HashTable<u32>,
+    /// `(hash, id)`: the hash is kept so growing the table never hashes a state again (a
+    /// state can be a long string).
+    ids: HashTable<(u64, u32)>,
     steps: FxHashMap<u64, u32>,
 }
 
 impl<'m, M: Model> States<'m, M> {
-    fn new(model: &'m M) -> Self {
+    /// `expected`: about how many states the search will meet, to size the tables once.
+    fn new(model: &'m M, expected: usize) -> Self {
         let mut states = States {
             model,
-            values: Vec::new(),
+            values: Vec::with_capacity(expected),
             bytes: 0,
-            ids: HashTable::new(),
-            steps: FxHashMap::default(),
+            ids: HashTable::with_capacity(expected),
+            steps: FxHashMap::with_capacity_and_hasher(expected, FxBuildHasher),
         };
         states.intern(model.init());
         states
@@ -171,25 +178,28 @@ impl<'m, M: Model> States<'m, M> {
         let hasher = FxBuildHasher;
         let hash = hasher.hash_one(&state);
         let values = &self.values;
-        if let Some(&id) = self.ids.find(hash, |&id| values[id as usize] == state) {
+        if let Some(&(_, id)) = self
+            .ids
+            .find(hash, |&(h, id)| h == hash && values[id as usize] == state)
+        {
             return id;
         }
         let id = self.values.len() as u32;
         self.bytes += self.model.state_bytes(&state);
         self.values.push(state);
-        let values = &self.values;
-        self.ids
-            .insert_unique(hash, id, |&id| hasher.hash_one(&values[id as usize]));
+        self.ids.insert_unique(hash, (hash, id), |&(h, _)| h);
         id
     }
 
-    /// The state after `op` in `state`, or `NIL` when the model rejects it.
-    fn step(&mut self, state: u32, op_index: u32, op: &M::Op) -> u32 {
+    /// The state after `op` in `state`, or `NIL` when the model rejects it. A read-only `op`
+    /// leaves the state as it was, so its result is not interned (hashed and compared) again.
+    fn step(&mut self, state: u32, op_index: u32, op: &M::Op, read_only: bool) -> u32 {
         let key = (u64::from(state) << 32) | u64::from(op_index);
         if let Some(&next) = self.steps.get(&key) {
             return next;
         }
         let next = match self.model.step(&self.values[state as usize], op) {
+            Some(_) if read_only => state,
             Some(s) => self.intern(s),
             None => NIL,
         };
@@ -200,7 +210,7 @@ impl<'m, M: Model> States<'m, M> {
     fn approx_bytes(&self) -> usize {
         // The table of ids and the step memo, plus the states themselves.
         self.values.capacity() * std::mem::size_of::<M::State>()
-            + self.ids.capacity() * 5
+            + self.ids.capacity() * 13
             + self.steps.capacity() * 17
             + self.bytes
     }
@@ -215,7 +225,7 @@ pub(crate) fn search<M: Model>(
 ) -> SearchResult<M::State> {
     let mut search = Search::new(model, ops, budget);
     let result = search
-        .resume(u64::MAX)
+        .resume(u64::MAX, &AtomicBool::new(false))
         .expect("an unbounded slice finishes");
     search.finish(stats);
     result
@@ -276,6 +286,10 @@ impl<'a, M: Model> Search<'a, M> {
     pub(crate) fn new(model: &'a M, ops: &'a [SearchOp<M::Op>], budget: &'a Budget) -> Self {
         let n = ops.len();
         let nodes = 2 * n + 1;
+        // Most searches meet a few configurations per operation; growing tables from nothing
+        // rehashes them again and again, so start them near that size (capped: a hard search
+        // grows them anyway).
+        let expected = (4 * n).min(1 << 14);
         // Order nodes by time: calls and definite returns by history position; indeterminate
         // returns after everything, in call order.
         let mut order: Vec<(usize, u32)> = Vec::with_capacity(2 * n);
@@ -309,7 +323,7 @@ impl<'a, M: Model> Search<'a, M> {
             ops,
             budget,
             read_only: ops.iter().map(|op| model.is_read_only(&op.op)).collect(),
-            states: States::new(model),
+            states: States::new(model, expected),
             next,
             prev,
             member,
@@ -317,7 +331,7 @@ impl<'a, M: Model> Search<'a, M> {
             indeterminate: Bitsets::new(indeterminate as usize),
             zobrist: (0..n as u64).map(splitmix).collect(),
             hash: 0,
-            cache: HashTable::new(),
+            cache: HashTable::with_capacity(expected),
             stack: Vec::with_capacity(n),
             best: None,
             reported: 0,
@@ -451,7 +465,7 @@ impl<'a, M: Model> Search<'a, M> {
                 break; // calls after the first pending return cannot go yet
             }
             if self.read_only[op as usize]
-                && self.states.step(state, op, &self.ops[op as usize].op) == state
+                && self.states.step(state, op, &self.ops[op as usize].op, true) == state
             {
                 self.toggle(op);
                 if !self.remember(state) {
@@ -567,22 +581,32 @@ impl<'a, M: Model> Search<'a, M> {
         unsatisfiable
     }
 
-    /// Runs for at most `slice` steps. `None` means unfinished: call again to go on.
-    pub(crate) fn resume(&mut self, slice: u64) -> Option<SearchResult<M::State>> {
+    /// Runs for at most about `slice` steps, or until `decided` is set (another partition settled
+    /// the verdict). `None` means unfinished: call again to go on.
+    pub(crate) fn resume(
+        &mut self,
+        slice: u64,
+        decided: &AtomicBool,
+    ) -> Option<SearchResult<M::State>> {
         let (mut state, mut fresh) = (self.state, self.fresh);
         let mut since_check = 0u64;
+        let mut since_slice_check = 0u64;
         let mut taken = 0u64;
         let result = loop {
-            since_check += 1;
-            if since_check == CHECK_EVERY {
-                taken += since_check;
-                let bytes = self.approx_bytes();
-                let verdict = self.budget.check(&mut self.reported, bytes, since_check);
-                since_check = 0;
-                if verdict.is_err() {
-                    break Some(SearchResult::Aborted);
+            since_slice_check += 1;
+            if since_slice_check == SLICE_CHECK_EVERY {
+                since_slice_check = 0;
+                since_check += SLICE_CHECK_EVERY;
+                taken += SLICE_CHECK_EVERY;
+                if since_check >= CHECK_EVERY {
+                    let bytes = self.approx_bytes();
+                    let verdict = self.budget.check(&mut self.reported, bytes, since_check);
+                    since_check = 0;
+                    if verdict.is_err() {
+                        break Some(SearchResult::Aborted);
+                    }
                 }
-                if taken >= slice {
+                if taken >= slice || decided.load(Ordering::Relaxed) {
                     break None;
                 }
             }
@@ -607,7 +631,10 @@ impl<'a, M: Model> Search<'a, M> {
             if (level.cursor as usize) < self.candidates.len() {
                 let op = self.candidates[level.cursor as usize];
                 level.cursor += 1;
-                let next_state = self.states.step(state, op, &self.ops[op as usize].op);
+                let read_only = self.read_only[op as usize];
+                let next_state = self
+                    .states
+                    .step(state, op, &self.ops[op as usize].op, read_only);
                 // An indeterminate operation that changes nothing is dominated by not doing it.
                 let pointless = next_state == state && self.ops[op as usize].ret.is_none();
                 if next_state == NIL || pointless {
@@ -640,10 +667,17 @@ impl<'a, M: Model> Search<'a, M> {
         self.budget
             .progress
             .steps
-            .fetch_add(since_check, Ordering::Relaxed);
-        self.steps += taken + since_check;
+            .fetch_add(since_check + since_slice_check, Ordering::Relaxed);
+        self.steps += taken + since_slice_check;
         (self.state, self.fresh) = (state, fresh);
         result
+    }
+
+    /// How far the search has got: the length of the longest linearization found, and the number
+    /// of operations it must place.
+    pub(crate) fn reached(&self) -> (usize, usize) {
+        let deepest = self.best.as_ref().map_or(0, |best| best.prefix.len());
+        (deepest.max(self.stack.len()), self.ops.len())
     }
 
     /// Adds this search's effort to `stats` and returns its memory to the budget.

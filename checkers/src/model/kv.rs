@@ -4,6 +4,7 @@
 use super::{Atom, Model, ModelError};
 use crate::history::{Operation, Outcome};
 use serde_json::Value;
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
 
 /// A compiled key-value operation.
@@ -19,7 +20,36 @@ pub enum KvOp {
 
 /// The map, as sorted `(key, value)` pairs holding only keys whose value differs from the initial
 /// one, so that equal maps are equal states.
-pub type KvState = Vec<(Atom, Atom)>;
+///
+/// It carries its own hash, kept up to date entry by entry: the checker hashes every new state,
+/// and hashing every key's (often long, appended-to) value on every step would dominate a search
+/// over many keys.
+#[derive(Clone, Debug, Default)]
+pub struct KvState {
+    entries: Vec<(Atom, Atom)>,
+    /// Wrapping sum of the entries' hashes (order-free, and an entry's share can be taken out).
+    hash: u64,
+}
+
+impl KvState {
+    fn entry_hash(key: &Atom, value: &Atom) -> u64 {
+        rustc_hash::FxBuildHasher.hash_one((key, value))
+    }
+}
+
+impl PartialEq for KvState {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash && self.entries == other.entries
+    }
+}
+
+impl Eq for KvState {}
+
+impl Hash for KvState {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct KeyValue {
@@ -35,23 +65,35 @@ impl KeyValue {
     }
 
     fn lookup<'a>(&'a self, state: &'a KvState, key: &Atom) -> &'a Atom {
-        match state.binary_search_by(|(k, _)| k.cmp(key)) {
-            Ok(i) => &state[i].1,
+        match state.entries.binary_search_by(|(k, _)| k.cmp(key)) {
+            Ok(i) => &state.entries[i].1,
             Err(_) => &self.init,
         }
     }
 
     fn with(&self, state: &KvState, key: &Atom, value: Atom) -> KvState {
-        let mut next = state.clone();
-        match next.binary_search_by(|(k, _)| k.cmp(key)) {
-            Ok(i) if value == self.init => {
-                next.remove(i);
-            }
-            Ok(i) => next[i].1 = value,
-            Err(_) if value == self.init => {}
-            Err(i) => next.insert(i, (key.clone(), value)),
+        let entries = &state.entries;
+        let (before, after) = match entries.binary_search_by(|(k, _)| k.cmp(key)) {
+            Ok(i) => (i, i + 1),
+            Err(i) => (i, i),
+        };
+        let mut hash = state.hash;
+        if let Some((k, v)) = entries.get(before).filter(|_| after > before) {
+            hash = hash.wrapping_sub(KvState::entry_hash(k, v));
         }
-        next
+        let changed = value != self.init;
+        // Built at its final size in one allocation (a clone, then an insert, would grow it).
+        let mut next = Vec::with_capacity(before + usize::from(changed) + entries.len() - after);
+        next.extend_from_slice(&entries[..before]);
+        if changed {
+            hash = hash.wrapping_add(KvState::entry_hash(key, &value));
+            next.push((key.clone(), value));
+        }
+        next.extend_from_slice(&entries[after..]);
+        KvState {
+            entries: next,
+            hash,
+        }
     }
 }
 
@@ -66,7 +108,7 @@ impl Model for KeyValue {
     }
 
     fn init(&self) -> KvState {
-        Vec::new()
+        KvState::default()
     }
 
     fn prepare(&self, op: &Operation) -> Result<KvOp, ModelError> {
@@ -101,13 +143,20 @@ impl Model for KeyValue {
             KvOp::Get(_, None) | KvOp::Nothing => Some(state.clone()),
             KvOp::Put(key, value) => Some(self.with(state, key, value.clone())),
             KvOp::Append(key, suffix) => {
-                let joined = match self.lookup(state, key) {
-                    Atom::Str(s) => format!("{s}{suffix}"),
-                    Atom::Nil => suffix.to_string(),
+                let joined: Arc<str> = match self.lookup(state, key) {
+                    Atom::Str(s) => {
+                        // Not `format!`: the formatting machinery grows its buffer in steps, and
+                        // appends are most of what a kv search does.
+                        let mut joined = String::with_capacity(s.len() + suffix.len());
+                        joined.push_str(s);
+                        joined.push_str(suffix);
+                        joined.into()
+                    }
+                    Atom::Nil => suffix.clone(),
                     // Appending to a non-string cannot produce any observation we model.
                     _ => return None,
                 };
-                Some(self.with(state, key, Atom::Str(joined.into())))
+                Some(self.with(state, key, Atom::Str(joined)))
             }
         }
     }
@@ -146,6 +195,7 @@ impl Model for KeyValue {
         };
         std::mem::size_of::<KvState>()
             + state
+                .entries
                 .iter()
                 .map(|(k, v)| std::mem::size_of::<(Atom, Atom)>() + text(k) + text(v))
                 .sum::<usize>()
@@ -157,6 +207,7 @@ impl Model for KeyValue {
 
     fn describe_state(&self, state: &KvState) -> Value {
         let map: serde_json::Map<String, Value> = state
+            .entries
             .iter()
             .map(|(k, v)| {
                 let key = match k.to_value() {

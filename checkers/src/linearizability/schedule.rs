@@ -1,0 +1,159 @@
+//! Which partition's search runs when: rounds of growing slices, least advanced first.
+//!
+//! A history is invalid as soon as one partition is, so on an invalid history the time to the
+//! verdict is the time until the *cheapest* invalid partition is refuted, and nothing says in
+//! advance which one that is. Every partition therefore gets an equal slice of search steps per
+//! round, slices doubling from round to round (in steps, not time, so the work done does not depend
+//! on thread timing), and the first partition proven invalid stops the others within a few dozen
+//! steps.
+//!
+//! On top of that fair share, the partitions whose searches have advanced least into their
+//! histories get a larger slice. Refuting a partition means exhausting every configuration before
+//! the return it cannot get past, and there are fewer of those the earlier that return is: a search
+//! that stays stuck near the start is usually the cheapest to finish. The bonus at most doubles a
+//! round's work, so a wrong guess costs at most a factor of two, and on a valid history, where
+//! every partition must finish anyway, it costs nothing.
+
+use super::search::{Search, SearchResult, SearchStats};
+use super::{budget::Budget, Finished, Partition, PartitionOutcome};
+use crate::model::Model;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+/// The first round's slice, in search steps; each round doubles it. Small, so that a partition
+/// that is quickly proven invalid does not wait behind many hard ones.
+const FIRST_SLICE: u64 = 1 << 8;
+
+/// Runs every partition's search to its end, or until one is proven invalid. The first round runs
+/// on the calling thread (a history of a few operations never wakes the thread pool); later
+/// rounds share the pool's threads through one queue, least advanced partitions first.
+///
+/// Returns the finished partitions' outcomes in key order, and the effort spent.
+pub(crate) fn run_in_rounds<M: Model>(
+    model: &M,
+    partitions: &[Partition<M::Op>],
+    budget: &Budget,
+) -> (Vec<Finished<M::State>>, SearchStats) {
+    let mut tasks: Vec<(usize, Search<M>)> = (0..partitions.len())
+        .map(|i| (i, Search::new(model, &partitions[i].ops, budget)))
+        .collect();
+    let decided = AtomicBool::new(false);
+    let mut outcomes = Vec::new();
+    let mut stats = SearchStats::default();
+    let mut slice = FIRST_SLICE;
+    let mut first_round = true;
+    while !tasks.is_empty() {
+        let results = if first_round || tasks.len() == 1 {
+            tasks
+                .iter_mut()
+                .map(|(_, search)| run_slice(search, slice, &decided))
+                .collect()
+        } else {
+            prioritize(&mut tasks);
+            run_round_in_pool(&mut tasks, slice, &decided)
+        };
+        first_round = false;
+        let mut unfinished = Vec::new();
+        for ((i, search), result) in tasks.into_iter().zip(results) {
+            let Some(result) = result else {
+                unfinished.push((i, search));
+                continue;
+            };
+            search.finish(&mut stats);
+            budget
+                .progress
+                .partitions_done
+                .fetch_add(1, Ordering::Relaxed);
+            outcomes.push((
+                i,
+                match result {
+                    SearchResult::Linearizable => PartitionOutcome::Valid,
+                    SearchResult::NotLinearizable(stuck) => PartitionOutcome::Invalid(stuck),
+                    SearchResult::Aborted => PartitionOutcome::Aborted,
+                },
+            ));
+        }
+        tasks = unfinished;
+        if decided.load(Ordering::Relaxed) {
+            for (_, search) in tasks.drain(..) {
+                search.finish(&mut stats);
+            }
+        }
+        slice = slice.saturating_mul(2);
+    }
+    outcomes.sort_by_key(|(i, _)| *i);
+    (outcomes, stats)
+}
+
+fn run_slice<M: Model>(
+    search: &mut Search<M>,
+    slice: u64,
+    decided: &AtomicBool,
+) -> Option<SearchResult<M::State>> {
+    let result = search.resume(slice, decided);
+    if matches!(result, Some(SearchResult::NotLinearizable(_))) {
+        decided.store(true, Ordering::Relaxed);
+    }
+    result
+}
+
+/// Orders tasks least advanced first (the share of their operations the longest linearization
+/// found covers), larger partitions first among equals.
+fn prioritize<M: Model>(tasks: &mut [(usize, Search<M>)]) {
+    tasks.sort_by(|(_, a), (_, b)| {
+        let (reached_a, len_a) = a.reached();
+        let (reached_b, len_b) = b.reached();
+        // reached_a / len_a against reached_b / len_b, in integers.
+        (reached_a * len_b)
+            .cmp(&(reached_b * len_a))
+            .then(len_b.cmp(&len_a))
+    });
+}
+
+/// A task in a round's queue: its search, and what its slice ended with.
+struct Slot<'s, 'a, M: Model> {
+    search: &'s mut Search<'a, M>,
+    result: Option<SearchResult<M::State>>,
+}
+
+/// One round on the thread pool: workers take tasks from one queue in order, so the least
+/// advanced partitions, which also get the larger slices, start first.
+fn run_round_in_pool<M: Model>(
+    tasks: &mut [(usize, Search<M>)],
+    slice: u64,
+    decided: &AtomicBool,
+) -> Vec<Option<SearchResult<M::State>>> {
+    let threads = rayon::current_num_threads().max(1);
+    // As many favoured tasks as threads, each with a slice that together at most doubles the
+    // round's work.
+    let bonus = (tasks.len() / threads).max(1) as u64;
+    let queue: Vec<Mutex<Slot<M>>> = tasks
+        .iter_mut()
+        .map(|(_, search)| {
+            Mutex::new(Slot {
+                search,
+                result: None,
+            })
+        })
+        .collect();
+    let next = AtomicUsize::new(0);
+    rayon::scope(|scope| {
+        for _ in 0..threads.min(queue.len()) {
+            scope.spawn(|_| loop {
+                let at = next.fetch_add(1, Ordering::Relaxed);
+                let Some(task) = queue.get(at) else { break };
+                let mut task = task.lock().unwrap_or_else(|e| e.into_inner());
+                let this_slice = if at < threads {
+                    slice.saturating_mul(bonus)
+                } else {
+                    slice
+                };
+                task.result = run_slice(task.search, this_slice, decided);
+            });
+        }
+    });
+    queue
+        .into_iter()
+        .map(|task| task.into_inner().unwrap_or_else(|e| e.into_inner()).result)
+        .collect()
+}
