@@ -12,7 +12,8 @@ use std::time::Duration;
     name = "fissure",
     version,
     about = "Finds consistency bugs in distributed systems: runs tests under faults and checks their histories.",
-    after_help = "Exit codes: 0 valid, 1 invalid, 2 unknown, 3 error."
+    after_help = "Exit codes: 0 valid, 1 invalid, 2 unknown, 3 error, 4 valid but a declared \
+                  service level was breached (run and check)."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -230,8 +231,10 @@ pub struct CheckArgs {
     #[arg(long, value_parser = parse_format)]
     pub format: Option<Format>,
 
-    /// The model's initial value, as JSON (a bare word is taken as a string) [default: the
-    /// source's convention: Knossos registers 0, Porcupine etcd null, Porcupine kv ""].
+    /// The model's initial value, as JSON (a bare word is taken as a string); for multi-register
+    /// also a map of each register's value, e.g. '{"x":0,"y":0}' (others start at null)
+    /// [default: the source's convention: Knossos registers 0, Porcupine etcd null, Porcupine kv
+    /// ""].
     #[arg(long, allow_hyphen_values = true)]
     pub init: Option<String>,
 

@@ -52,6 +52,7 @@ fn json_output_has_the_promised_fields() {
     assert_eq!(json["ops"], 405);
     assert!(json["parse_ms"].as_f64().unwrap() > 0.0);
     assert!(json["check_ms"].as_f64().unwrap() > 0.0);
+    assert!(json["shrink_ms"].as_f64().unwrap() > 0.0);
     let cx = &json["counterexample"];
     assert!(cx["key"].is_string());
     assert_eq!(cx["unplaceable"].as_array().unwrap().len(), 1);
@@ -257,4 +258,85 @@ fn doctor_reports_every_fault_of_the_local_backend() {
     for fault in ["partition", "latency", "loss", "kill", "pause", "clock"] {
         assert!(table.contains(fault), "{fault} missing from:\n{table}");
     }
+}
+
+/// Knossos' conventions: nemesis entries alone make a (vacuously) linearizable history, and a
+/// multi-register starts from a map of initial values.
+#[test]
+fn knossos_conventions_nemesis_only_and_a_map_init() {
+    let dir = tempfile::tempdir().unwrap();
+    let nemesis = dir.path().join("nemesis-only.edn");
+    std::fs::write(
+        &nemesis,
+        "[{:process :nemesis, :type :info, :f :start, :value nil}\n \
+         {:process :nemesis, :type :info, :f :stop, :value nil}]\n",
+    )
+    .unwrap();
+    let out = fissure(&["check", nemesis.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("nothing to place"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = fissure(&["check", "--json", nemesis.to_str().unwrap()]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(json["valid"], serde_json::json!(true));
+    assert_eq!(json["ops"], 0);
+    assert!(json["note"]
+        .as_str()
+        .unwrap()
+        .contains("no client operation"));
+
+    // An empty file is more likely a mistake than a history.
+    let empty = dir.path().join("empty.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    let out = fissure(&["check", empty.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        text(&out.stderr).contains("no entries"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // y is read as 0 before anything writes it: valid from {"x":0,"y":0}, not from null.
+    let registers = dir.path().join("multi.edn");
+    std::fs::write(
+        &registers,
+        "[{:process 0, :type :invoke, :f :txn, :value [[:write :x 1]]}\n \
+         {:process 0, :type :ok, :f :txn, :value [[:write :x 1]]}\n \
+         {:process 1, :type :invoke, :f :txn, :value [[:read :y nil] [:read :x nil]]}\n \
+         {:process 1, :type :ok, :f :txn, :value [[:read :y 0] [:read :x 1]]}]\n",
+    )
+    .unwrap();
+    let path = registers.to_str().unwrap();
+    let with_map = [
+        "check",
+        "--model",
+        "multi-register",
+        "--init",
+        r#"{"x":0,"y":0}"#,
+        path,
+    ];
+    let out = fissure(&with_map);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let out = fissure(&["check", "--model", "multi-register", path]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let nested = [
+        "check",
+        "--model",
+        "multi-register",
+        "--init",
+        r#"{"x":[0]}"#,
+        path,
+    ];
+    let out = fissure(&nested);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(text(&out.stderr).contains("\"x\""), "{}", text(&out.stderr));
 }

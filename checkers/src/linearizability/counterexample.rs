@@ -16,6 +16,12 @@ use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Shrinking may take this many search steps for every step the check itself took: a counterexample
+/// should never cost much more than the verdict.
+const SHRINK_STEPS_PER_CHECK_STEP: u64 = 4;
+/// ...and at least this many, so that a check that found its violation at once still gets a few
+/// trials (about a millisecond's work).
+const MIN_SHRINK_STEPS: u64 = 4096;
 /// Shrunk sub-histories are reported only up to this size; larger ones are no easier to read.
 const MAX_MINIMAL_OPS: usize = 256;
 /// How many operations of the linearized prefix are reported in full.
@@ -100,7 +106,7 @@ pub(super) fn build<M: Model>(
     ops: &[Operation],
     partition: &Partition<M::Op>,
     stuck: &Stuck<M::State>,
-    shrink_time: Option<Duration>,
+    shrink: Option<ShrinkBudget>,
     memory_limit: Option<u64>,
 ) -> Counterexample {
     let source = |local: u32| &ops[partition.sources[local as usize]];
@@ -121,10 +127,30 @@ pub(super) fn build<M: Model>(
             .iter()
             .map(|s| model.describe_state(s))
             .collect(),
-        minimal: shrink_time
-            .and_then(|time| shrink(model, &partition.ops, time, memory_limit))
+        minimal: shrink
+            .and_then(|budget| self::shrink(model, &partition.ops, budget, memory_limit))
             .filter(|kept| kept.len() <= MAX_MINIMAL_OPS)
             .map(|kept| kept.into_iter().map(|i| source(i as u32).clone()).collect()),
+    }
+}
+
+/// What shrinking may spend: a bound in search steps (so the same history shrinks the same way on
+/// any machine) and one in time (so a slow model cannot make it long).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct ShrinkBudget {
+    pub steps: u64,
+    pub time: Duration,
+}
+
+impl ShrinkBudget {
+    /// A budget proportional to what the check itself spent.
+    pub(super) fn after_check(check_steps: u64, time: Duration) -> ShrinkBudget {
+        ShrinkBudget {
+            steps: check_steps
+                .saturating_mul(SHRINK_STEPS_PER_CHECK_STEP)
+                .max(MIN_SHRINK_STEPS),
+            time,
+        }
     }
 }
 
@@ -133,10 +159,15 @@ pub(super) fn build<M: Model>(
 fn shrink<M: Model>(
     model: &M,
     ops: &[SearchOp<M::Op>],
-    time: Duration,
+    limits: ShrinkBudget,
     memory_limit: Option<u64>,
 ) -> Option<Vec<usize>> {
-    let budget = Budget::new(Some(time), memory_limit, Arc::new(Progress::default()));
+    let budget = Budget::new(
+        Some(limits.time),
+        memory_limit,
+        Arc::new(Progress::default()),
+    );
+    let mut spent = SearchStats::default();
     let mut keep = vec![true; ops.len()];
     let mut candidates: Vec<usize> = (0..ops.len())
         .filter(|&i| model.is_read_only(&ops[i].op))
@@ -152,15 +183,16 @@ fn shrink<M: Model>(
                 .filter(|&i| keep[i])
                 .map(|i| ops[i].clone())
                 .collect();
-            match search::search(model, &trial, &budget, &mut SearchStats::default()) {
-                SearchResult::NotLinearizable(_) => {
+            let left = limits.steps.saturating_sub(spent.steps);
+            match search::search(model, &trial, &budget, left, &mut spent) {
+                Some(SearchResult::NotLinearizable(_)) => {
                     removed_any = true;
                     candidates.drain(start..(start + size).min(candidates.len()));
                     chunks = (chunks - 1).max(2);
                     continue 'outer;
                 }
-                SearchResult::Linearizable => chunk.iter().for_each(|&i| keep[i] = true),
-                SearchResult::Aborted => {
+                Some(SearchResult::Linearizable) => chunk.iter().for_each(|&i| keep[i] = true),
+                Some(SearchResult::Aborted) | None => {
                     chunk.iter().for_each(|&i| keep[i] = true);
                     break 'outer;
                 }

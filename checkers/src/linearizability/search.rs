@@ -216,17 +216,17 @@ impl<'m, M: Model> States<'m, M> {
     }
 }
 
-/// Runs a whole search. `ops` must be in invocation order.
+/// Runs a whole search, or at most `max_steps` of it (`None`: it did not finish in them). `ops`
+/// must be in invocation order. Adds the steps taken to `stats`.
 pub(crate) fn search<M: Model>(
     model: &M,
     ops: &[SearchOp<M::Op>],
     budget: &Budget,
+    max_steps: u64,
     stats: &mut SearchStats,
-) -> SearchResult<M::State> {
+) -> Option<SearchResult<M::State>> {
     let mut search = Search::new(model, ops, budget);
-    let result = search
-        .resume(u64::MAX, &AtomicBool::new(false))
-        .expect("an unbounded slice finishes");
+    let result = search.resume(max_steps, &AtomicBool::new(false));
     search.finish(stats);
     result
 }

@@ -4,8 +4,8 @@
 use super::{Atom, Model, ModelError};
 use crate::history::{Operation, Outcome};
 use serde_json::Value;
+use smol_str::SmolStr;
 use std::hash::{BuildHasher, Hash, Hasher};
-use std::sync::Arc;
 
 /// A compiled key-value operation.
 #[derive(Clone, Debug, PartialEq)]
@@ -13,7 +13,7 @@ pub enum KvOp {
     /// A get and the value it returned (`None`: unknown).
     Get(Atom, Option<Atom>),
     Put(Atom, Atom),
-    Append(Atom, Arc<str>),
+    Append(Atom, SmolStr),
     /// An operation that certainly had no effect.
     Nothing,
 }
@@ -143,7 +143,7 @@ impl Model for KeyValue {
             KvOp::Get(_, None) | KvOp::Nothing => Some(state.clone()),
             KvOp::Put(key, value) => Some(self.with(state, key, value.clone())),
             KvOp::Append(key, suffix) => {
-                let joined: Arc<str> = match self.lookup(state, key) {
+                let joined: SmolStr = match self.lookup(state, key) {
                     Atom::Str(s) => {
                         // Not `format!`: the formatting machinery grows its buffer in steps, and
                         // appends are most of what a kv search does.

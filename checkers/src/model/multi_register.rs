@@ -20,40 +20,71 @@ pub enum MicroOp {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Txn(pub Vec<MicroOp>);
 
-/// Registers that all start at one value (null by default).
+/// Registers that start at one value (null by default), or each at its own value (Knossos'
+/// `(multi-register {:x 0 :y 0})`: registers the map does not name start at null).
 #[derive(Clone, Debug)]
 pub struct MultiRegister {
-    init: Atom,
+    /// Where registers not in `initial` start.
+    default: Atom,
+    /// Per-register initial values, sorted by key.
+    initial: Vec<(Atom, Atom)>,
 }
 
 impl MultiRegister {
     pub fn new(init: &Value) -> Result<MultiRegister, String> {
         match init {
-            Value::Array(_) | Value::Object(_) => Err(format!(
-                "the multi-register model's initial value must be null (every register null) or \
-                 a scalar every register starts at, got {init}"
+            Value::Object(map) => {
+                let mut initial: Vec<(Atom, Atom)> = map
+                    .iter()
+                    .map(|(k, v)| match v {
+                        Value::Array(_) | Value::Object(_) => Err(format!(
+                            "register {k:?} must start at a scalar value, got {v}"
+                        )),
+                        scalar => Ok((Atom::Str(k.as_str().into()), Atom::from_value(scalar))),
+                    })
+                    .collect::<Result<_, _>>()?;
+                initial.sort();
+                Ok(MultiRegister {
+                    default: Atom::Nil,
+                    initial,
+                })
+            }
+            Value::Array(_) => Err(format!(
+                "the multi-register model's initial value must be null (every register null), a \
+                 scalar every register starts at, or a map {{register: value}} (others start at \
+                 null), got {init}"
             )),
             scalar => Ok(MultiRegister {
-                init: Atom::from_value(scalar),
+                default: Atom::from_value(scalar),
+                initial: Vec::new(),
             }),
+        }
+    }
+
+    /// The value `key` holds before anything writes it.
+    fn initial(&self, key: &Atom) -> &Atom {
+        match self.initial.binary_search_by(|(k, _)| k.cmp(key)) {
+            Ok(i) => &self.initial[i].1,
+            Err(_) => &self.default,
         }
     }
 
     fn get<'a>(&'a self, registers: &'a [(Atom, Atom)], key: &Atom) -> &'a Atom {
         match registers.binary_search_by(|(k, _)| k.cmp(key)) {
             Ok(i) => &registers[i].1,
-            Err(_) => &self.init,
+            Err(_) => self.initial(key),
         }
     }
 
-    /// Keeps only registers that differ from the initial value, so equal maps are equal states.
+    /// Keeps only registers that differ from their initial value, so equal maps are equal states.
     fn set(&self, registers: &mut Vec<(Atom, Atom)>, key: &Atom, value: &Atom) {
+        let initial = value == self.initial(key);
         match registers.binary_search_by(|(k, _)| k.cmp(key)) {
-            Ok(i) if *value == self.init => {
+            Ok(i) if initial => {
                 registers.remove(i);
             }
             Ok(i) => registers[i].1 = value.clone(),
-            Err(_) if *value == self.init => {}
+            Err(_) if initial => {}
             Err(i) => registers.insert(i, (key.clone(), value.clone())),
         }
     }
@@ -186,16 +217,24 @@ impl Model for MultiRegister {
         op.0.iter().all(|m| matches!(m, MicroOp::Read(..)))
     }
 
-    /// The registers that differ from the initial value, as `{key: value}`.
+    /// The registers that differ from their initial value, as `{key: value}`.
     fn describe_state(&self, state: &Vec<(Atom, Atom)>) -> Value {
         let text = |k: &Atom| match k.to_value() {
             Value::String(s) => s,
             other => other.to_string(),
         };
-        let changed: serde_json::Map<String, Value> =
-            state.iter().map(|(k, v)| (text(k), v.to_value())).collect();
-        // Registers not listed hold the initial value; say which, or `{}` reads as "empty".
-        serde_json::json!({ "changed_keys": changed, "others": self.init.to_value() })
+        let map = |pairs: &[(Atom, Atom)]| -> serde_json::Map<String, Value> {
+            pairs.iter().map(|(k, v)| (text(k), v.to_value())).collect()
+        };
+        // Registers not listed hold their initial value; say which, or `{}` reads as "empty".
+        let mut described = serde_json::json!({
+            "changed_keys": map(state),
+            "others": self.default.to_value(),
+        });
+        if !self.initial.is_empty() {
+            described["initial"] = Value::Object(map(&self.initial));
+        }
+        described
     }
 }
 
@@ -226,6 +265,45 @@ mod tests {
         let stale = prep("txn", input, Outcome::Ok, stale).unwrap();
         assert_eq!(m.step(&s, &stale), None);
         assert!(!m.is_read_only(&txn));
+    }
+
+    #[test]
+    fn a_map_gives_each_register_its_own_initial_value() {
+        let m = MultiRegister::new(&json!({"x": 0, "y": 0})).unwrap();
+        let read = |output: Value| {
+            let txn = op(
+                "txn",
+                json!([["r", "x", null], ["r", "z", null]]),
+                Outcome::Ok,
+                output,
+            );
+            m.prepare(&txn).unwrap()
+        };
+        // Named registers start at their value, others at null, and writing the initial value
+        // back gives the initial state.
+        assert!(m
+            .step(&m.init(), &read(json!([["r", "x", 0], ["r", "z", null]])))
+            .is_some());
+        assert!(m
+            .step(
+                &m.init(),
+                &read(json!([["r", "x", null], ["r", "z", null]]))
+            )
+            .is_none());
+        let write = |v: i64| {
+            let txn = json!([["w", "x", v]]);
+            m.prepare(&op("txn", txn.clone(), Outcome::Ok, txn))
+                .unwrap()
+        };
+        let s = m.step(&m.init(), &write(5)).unwrap();
+        assert_eq!(m.step(&s, &write(0)), Some(m.init()));
+        assert_eq!(
+            m.describe_state(&s),
+            json!({"changed_keys": {"x": 5}, "others": null, "initial": {"x": 0, "y": 0}})
+        );
+        let nested = MultiRegister::new(&json!({"x": [1]})).unwrap_err();
+        assert!(nested.contains("\"x\""), "{nested}");
+        assert!(MultiRegister::new(&json!([0])).is_err());
     }
 
     #[test]

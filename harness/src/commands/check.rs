@@ -35,6 +35,8 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     let conventions = loaded.format.conventions();
     let model = match args.model.or(conventions.model) {
         Some(model) => model,
+        // With no client operation any model will do: there is nothing to check against it.
+        None if ops.is_empty() => ModelKind::Register,
         None => guess_model(&ops).with_context(|| format!("{path}: cannot guess a model"))?,
     };
     let init = match &args.init {

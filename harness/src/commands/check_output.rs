@@ -15,6 +15,7 @@ pub fn json(loaded: &Loaded, setup: &Setup, result: &LinearizabilityResult) -> S
         "init": setup.init,
         "parse_ms": round(loaded.parse_ms),
         "check_ms": round(result.check_ms),
+        "shrink_ms": round(result.shrink_ms),
     });
     let Value::Object(fields) = serde_json::to_value(result).expect("results serialize") else {
         unreachable!("a result is an object")
@@ -59,13 +60,21 @@ pub fn summary(loaded: &Loaded, setup: &Setup, result: &LinearizabilityResult) -
         result.partitions,
         if result.partitions == 1 { "" } else { "s" }
     );
+    let shrink = if result.counterexample.is_some() {
+        format!(", counterexample {:.1} ms", result.shrink_ms)
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "  parse {:.1} ms, check {:.1} ms ({} configurations explored)",
+        "  parse {:.1} ms, check {:.1} ms ({} configurations explored){shrink}",
         loaded.parse_ms, result.check_ms, result.stats.configurations
     );
     if let Some(reason) = &result.reason {
         let _ = writeln!(out, "  why: {reason}");
+    }
+    if let Some(note) = &result.note {
+        let _ = writeln!(out, "  note: {note}");
     }
     if let Some(cx) = &result.counterexample {
         write_counterexample(&mut out, cx);

@@ -46,8 +46,10 @@ pub fn load(path: &Path, format: Option<Format>) -> anyhow::Result<Loaded> {
         }
     };
     let history = formats::parse(format, &text).map_err(|e| anyhow!("{shown}: {e}"))?;
-    if history.client_events().next().is_none() {
-        bail!("{shown}: the history has no client operations (read as {format})");
+    // Nemesis entries alone are a (vacuously linearizable) history; no entry at all is more
+    // likely the wrong file.
+    if history.events.is_empty() {
+        bail!("{shown}: the history has no entries (read as {format}); is it the right file?");
     }
     Ok(Loaded {
         path,
