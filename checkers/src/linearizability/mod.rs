@@ -20,11 +20,11 @@ use crate::model::{
     Mutex, Register, SetModel,
 };
 use budget::Budget;
+use rustc_hash::FxHashMap;
 use schedule::run_in_rounds;
 use search::SearchOp;
 use serde::{Serialize, Serializer};
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -295,14 +295,44 @@ fn partition<M: Model>(
 ) -> Result<Vec<Partition<M::Op>>, ModelError> {
     /// Groups sort as their keys' JSON text would (strings first), without writing that text for
     /// the common case of string keys.
-    #[derive(PartialEq, Eq, PartialOrd, Ord)]
+    #[derive(PartialEq, Eq, PartialOrd, Ord, Hash)]
     enum GroupKey<'a> {
         Whole,
         Str(&'a str),
         Other(String),
     }
-    let mut groups: BTreeMap<GroupKey, Partition<M::Op>> = BTreeMap::new();
-    for (index, op) in ops.iter().enumerate() {
+    // First each operation's group and each group's size, so that every partition is allocated
+    // once at its size (a check of a small history is mostly such overheads).
+    let mut groups: FxHashMap<GroupKey, (usize, usize)> = FxHashMap::default();
+    let mut group_of = Vec::with_capacity(ops.len());
+    for op in ops {
+        let key = match (&op.key, split) {
+            (Some(Value::String(key)), true) => GroupKey::Str(key),
+            (Some(key), true) => GroupKey::Other(key.to_string()),
+            _ => GroupKey::Whole,
+        };
+        let next_id = groups.len();
+        let (id, size) = groups.entry(key).or_insert((next_id, 0));
+        *size += 1;
+        group_of.push(*id);
+    }
+    let mut sorted: Vec<(GroupKey, (usize, usize))> = groups.into_iter().collect();
+    sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let mut partitions: Vec<Partition<M::Op>> = Vec::with_capacity(sorted.len());
+    let mut slot_of_id = vec![0; sorted.len()];
+    for (slot, (_, (id, size))) in sorted.into_iter().enumerate() {
+        slot_of_id[id] = slot;
+        partitions.push(Partition {
+            key: None,
+            sources: Vec::with_capacity(size),
+            ops: Vec::with_capacity(size),
+        });
+    }
+    for (index, (op, id)) in ops.iter().zip(group_of).enumerate() {
+        let group = &mut partitions[slot_of_id[id]];
+        if split && group.key.is_none() {
+            group.key.clone_from(&op.key);
+        }
         if op.outcome == Outcome::Fail && failures == FailureSemantics::DidNotHappen {
             continue;
         }
@@ -311,16 +341,6 @@ fn partition<M: Model>(
         if op.outcome == Outcome::Info && model.is_read_only(&compiled) {
             continue;
         }
-        let group_key = match (&op.key, split) {
-            (Some(Value::String(key)), true) => GroupKey::Str(key),
-            (Some(key), true) => GroupKey::Other(key.to_string()),
-            _ => GroupKey::Whole,
-        };
-        let group = groups.entry(group_key).or_insert_with(|| Partition {
-            key: if split { op.key.clone() } else { None },
-            sources: Vec::new(),
-            ops: Vec::new(),
-        });
         group.sources.push(index);
         group.ops.push(SearchOp {
             op: compiled,
@@ -331,5 +351,7 @@ fn partition<M: Model>(
             },
         });
     }
-    Ok(groups.into_values().collect())
+    // A group whose every operation needs no place is no partition.
+    partitions.retain(|p| !p.ops.is_empty());
+    Ok(partitions)
 }

@@ -198,10 +198,18 @@ impl<'m, M: Model> States<'m, M> {
         if let Some(&next) = self.steps.get(&key) {
             return next;
         }
-        let next = match self.model.step(&self.values[state as usize], op) {
-            Some(_) if read_only => state,
-            Some(s) => self.intern(s),
-            None => NIL,
+        let current = &self.values[state as usize];
+        let next = if read_only {
+            if self.model.admits(current, op) {
+                state
+            } else {
+                NIL
+            }
+        } else {
+            match self.model.step(current, op) {
+                Some(s) => self.intern(s),
+                None => NIL,
+            }
         };
         self.steps.insert(key, next);
         next
@@ -291,22 +299,32 @@ impl<'a, M: Model> Search<'a, M> {
         // grows them anyway).
         let expected = (4 * n).min(1 << 14);
         // Order nodes by time: calls and definite returns by history position; indeterminate
-        // returns after everything, in call order.
-        let mut order: Vec<(usize, u32)> = Vec::with_capacity(2 * n);
-        for (i, op) in ops.iter().enumerate() {
-            let i = i as u32;
-            order.push((op.call, call_node(i)));
-            let ret_position = op.ret.unwrap_or(usize::MAX / 2 + op.call);
-            order.push((ret_position, ret_node(i)));
-        }
-        order.sort_unstable();
+        // returns after everything, in call order. Calls are in order already (ops are in
+        // invocation order), and returns nearly so, which a stable sort makes cheap; then merge.
+        let mut returns: Vec<u32> = (0..n as u32).collect();
+        let ret_position = |op: u32| {
+            let op = &ops[op as usize];
+            op.ret.unwrap_or(usize::MAX / 2 + op.call)
+        };
+        returns.sort_by_key(|&op| ret_position(op));
         let mut next = vec![NIL; nodes];
         let mut prev = vec![NIL; nodes];
         let mut last = HEAD;
-        for &(_, node) in &order {
+        let mut link = |node: u32| {
             next[last as usize] = node;
             prev[node as usize] = last;
             last = node;
+        };
+        let (mut call, mut ret) = (0u32, 0usize);
+        while ret < n {
+            let returning = returns[ret];
+            if (call as usize) < n && ops[call as usize].call < ret_position(returning) {
+                link(call_node(call));
+                call += 1;
+            } else {
+                link(ret_node(returning));
+                ret += 1;
+            }
         }
         let mut member = Vec::with_capacity(n);
         let (mut definite, mut indeterminate) = (0u32, 0u32);

@@ -99,6 +99,24 @@ impl KeyValue {
 
 const FUNCTIONS: &[&str] = &["get", "put", "append", "read", "write"];
 
+/// `a` then `b`, built once: on the stack when short enough to be stored inline, else in one
+/// allocation (appends are most of what a kv search does, so no `format!`).
+fn join(a: &str, b: &str) -> SmolStr {
+    const INLINE: usize = 23;
+    let len = a.len() + b.len();
+    if len <= INLINE {
+        let mut buf = [0u8; INLINE];
+        buf[..a.len()].copy_from_slice(a.as_bytes());
+        buf[a.len()..len].copy_from_slice(b.as_bytes());
+        SmolStr::new(std::str::from_utf8(&buf[..len]).expect("two strings joined are UTF-8"))
+    } else {
+        let mut joined = String::with_capacity(len);
+        joined.push_str(a);
+        joined.push_str(b);
+        joined.into()
+    }
+}
+
 impl Model for KeyValue {
     type State = KvState;
     type Op = KvOp;
@@ -144,14 +162,7 @@ impl Model for KeyValue {
             KvOp::Put(key, value) => Some(self.with(state, key, value.clone())),
             KvOp::Append(key, suffix) => {
                 let joined: SmolStr = match self.lookup(state, key) {
-                    Atom::Str(s) => {
-                        // Not `format!`: the formatting machinery grows its buffer in steps, and
-                        // appends are most of what a kv search does.
-                        let mut joined = String::with_capacity(s.len() + suffix.len());
-                        joined.push_str(s);
-                        joined.push_str(suffix);
-                        joined.into()
-                    }
+                    Atom::Str(s) => join(s, suffix),
                     Atom::Nil => suffix.clone(),
                     // Appending to a non-string cannot produce any observation we model.
                     _ => return None,
@@ -199,6 +210,14 @@ impl Model for KeyValue {
                 .iter()
                 .map(|(k, v)| std::mem::size_of::<(Atom, Atom)>() + text(k) + text(v))
                 .sum::<usize>()
+    }
+
+    fn admits(&self, state: &KvState, op: &KvOp) -> bool {
+        match op {
+            KvOp::Get(key, Some(seen)) => self.lookup(state, key) == seen,
+            KvOp::Get(_, None) | KvOp::Nothing => true,
+            _ => self.step(state, op).is_some(),
+        }
     }
 
     fn is_read_only(&self, op: &KvOp) -> bool {
@@ -265,6 +284,39 @@ mod tests {
         // Putting the initial value back gives the initial state: states stay canonical.
         assert_eq!(m.step(&s, &put).unwrap(), m.init());
         assert!(m.is_read_only(&get("a", "")));
+    }
+
+    #[test]
+    fn joins_short_and_long_strings_alike() {
+        for (a, b) in [
+            ("", ""),
+            ("x 1 y", "x 2 y"),
+            ("é", "ü"),
+            (&"a".repeat(20), "bcdef"),
+        ] {
+            assert_eq!(join(a, b), format!("{a}{b}"));
+        }
+    }
+
+    #[test]
+    fn admits_agrees_with_step_on_reads() {
+        let m = KeyValue::new(&json!(""));
+        let put = m
+            .prepare(&keyed(
+                "put",
+                json!("k"),
+                json!("v"),
+                Outcome::Ok,
+                json!(null),
+            ))
+            .unwrap();
+        let s = m.step(&m.init(), &put).unwrap();
+        for seen in [json!("v"), json!(""), json!("w")] {
+            let get = m
+                .prepare(&keyed("get", json!("k"), json!(null), Outcome::Ok, seen))
+                .unwrap();
+            assert_eq!(m.admits(&s, &get), m.step(&s, &get).is_some());
+        }
     }
 
     #[test]

@@ -53,6 +53,12 @@ pub trait Model: Send + Sync {
     /// `Some(next)` if `op` could take effect in `state` producing its observed output.
     fn step(&self, state: &Self::State, op: &Self::Op) -> Option<Self::State>;
 
+    /// Whether a read-only `op` could take effect in `state`: `step` without building the
+    /// unchanged state again. Worth overriding when a state is costly to copy.
+    fn admits(&self, state: &Self::State, op: &Self::Op) -> bool {
+        self.step(state, op).is_some()
+    }
+
     /// True if `op` never changes any state (a read). Removing such an operation from a
     /// linearizable history leaves it linearizable, so a history that stays non-linearizable
     /// without some reads proves the original wrong too: that makes shrinking sound.

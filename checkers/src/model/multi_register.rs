@@ -213,6 +213,16 @@ impl Model for MultiRegister {
         Some(registers)
     }
 
+    fn admits(&self, state: &Vec<(Atom, Atom)>, op: &Txn) -> bool {
+        if !self.is_read_only(op) {
+            return self.step(state, op).is_some();
+        }
+        op.0.iter().all(|micro_op| match micro_op {
+            MicroOp::Read(k, seen) => self.get(state, k) == seen,
+            MicroOp::Write(..) => true,
+        })
+    }
+
     fn is_read_only(&self, op: &Txn) -> bool {
         op.0.iter().all(|m| matches!(m, MicroOp::Read(..)))
     }
