@@ -5,7 +5,7 @@ use serde_json::Value;
 use smol_str::SmolStr;
 
 /// A scalar (or, for anything else, its canonical JSON text) that hashes and compares cheaply.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, Eq, Hash, PartialOrd, Ord)]
 pub enum Atom {
     Nil,
     Bool(bool),
@@ -15,6 +15,23 @@ pub enum Atom {
     Str(SmolStr),
     /// Floats, big numbers, arrays and objects, as canonical JSON text.
     Json(SmolStr),
+}
+
+/// Equality that first asks whether two long strings are one shared copy: model states are compared
+/// whenever they are interned, and a state built from another shares its long values with it.
+impl PartialEq for Atom {
+    fn eq(&self, other: &Atom) -> bool {
+        fn same_text(a: &SmolStr, b: &SmolStr) -> bool {
+            (a.is_heap_allocated() && a.as_ptr() == b.as_ptr() && a.len() == b.len()) || a == b
+        }
+        match (self, other) {
+            (Atom::Nil, Atom::Nil) => true,
+            (Atom::Bool(a), Atom::Bool(b)) => a == b,
+            (Atom::Int(a), Atom::Int(b)) => a == b,
+            (Atom::Str(a), Atom::Str(b)) | (Atom::Json(a), Atom::Json(b)) => same_text(a, b),
+            _ => false,
+        }
+    }
 }
 
 impl Atom {
