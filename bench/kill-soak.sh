@@ -19,8 +19,8 @@
 #   --rate R        client operations per second (default 100; env RATE)
 #   --cluster NAME  the cluster's name (default soak-<pid>; it must not exist)
 #   --out DIR       results: results.tsv, soak.log, runs/<i>/ (default /tmp/kill-soak-<stamp>)
-#   FISSURE=PATH    the binary (default target/release/fissure; copied into DIR first, so a
-#                   rebuild during the soak changes nothing). Builds nothing but the node image
+#   FISSURE=PATH    the binary (default target/release/fissure; copied into DIR for the soak,
+#                   so a rebuild meanwhile changes nothing). Builds nothing but the node image
 #                   (`fissure image ensure`).
 #   FISSURE_STATE_DIR  cluster state (default DIR/state, private to the soak)
 #
@@ -104,6 +104,7 @@ cleanup() {
     [ -z "$left" ] || docker rm -f $left >/dev/null 2>&1
     left=$(docker network ls -q --filter "$filter")
     [ -z "$left" ] || docker network rm $left >/dev/null 2>&1
+    rm -f "$BIN"  # the copy of the binary (its sha256 is in soak.log)
     exit "$code"
 }
 trap cleanup EXIT
