@@ -9,6 +9,8 @@
 
 #[path = "../tests/support/corpus.rs"]
 mod corpus;
+#[path = "../tests/support/porcupine_cases.rs"]
+mod porcupine_cases;
 
 use checkers::formats::{self, Format};
 use checkers::{check_model, CheckOptions, ModelKind, Operation, Verdict};
@@ -21,19 +23,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Runs per case; the median is reported.
 const RUNS: usize = 9;
-/// The speed-up over Porcupine each case must reach.
-const GOAL: f64 = 10.0;
 /// A timed batch repeats a check until it has run this long, so microsecond checks are timed
 /// over many repetitions rather than one clock read each.
 const MIN_BATCH: Duration = Duration::from_millis(20);
-
-struct Case {
-    name: &'static str,
-    files: Vec<String>,
-    split_by_key: bool,
-    /// Porcupine's time for the same work on a 2-core machine (from the issue), if known.
-    porcupine_ms: Option<f64>,
-}
 
 struct Loaded {
     ops: Vec<Operation>,
@@ -127,49 +119,7 @@ fn peak_rss_mib() -> Option<f64> {
 
 fn main() {
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
-    let manifest = corpus::manifest();
-    let etcd: Vec<String> = manifest
-        .iter()
-        .filter(|e| e.format == Format::PorcupineEtcd)
-        .map(|e| e.path.clone())
-        .collect();
-    let kv = |name: &str| vec![format!("porcupine/kv/{name}.txt")];
-    // Porcupine's own benchmarks (`go test -bench`, Go 1.19) measured on this machine kind in one
-    // run, parse excluded: the anchors of the 10x goal.
-    let kv_case = |name: &'static str, file: &str, split_by_key: bool, porcupine_ms: f64| Case {
-        name,
-        files: kv(file),
-        split_by_key,
-        porcupine_ms: Some(porcupine_ms),
-    };
-    let cases = vec![
-        Case {
-            name: "etcd: all 102 histories, summed",
-            files: etcd,
-            split_by_key: true,
-            porcupine_ms: Some(345.0),
-        },
-        kv_case("kv c01-ok, split by key", "c01-ok", true, 0.079),
-        kv_case("kv c01-bad, split by key", "c01-bad", true, 0.039),
-        kv_case("kv c10-ok, split by key", "c10-ok", true, 0.568),
-        kv_case("kv c10-bad, split by key", "c10-bad", true, 0.380),
-        kv_case("kv c50-ok, split by key", "c50-ok", true, 146.0),
-        kv_case("kv c50-bad, split by key", "c50-bad", true, 23.1),
-        kv_case("kv c01-ok, whole (not split)", "c01-ok", false, 0.091),
-        kv_case("kv c01-bad, whole (not split)", "c01-bad", false, 0.048),
-        kv_case("kv c10-ok, whole (not split)", "c10-ok", false, 1464.0),
-        kv_case("kv c10-bad, whole (not split)", "c10-bad", false, 1718.0),
-        Case {
-            name: "knossos cas-register, all 6",
-            files: manifest
-                .iter()
-                .filter(|e| e.format == Format::Edn)
-                .map(|e| e.path.clone())
-                .collect(),
-            split_by_key: true,
-            porcupine_ms: None,
-        },
-    ];
+    let cases = porcupine_cases::cases();
 
     println!(
         "{:<34} {:>11} {:>12} {:>9}  {:<6} {:>11}",
@@ -202,18 +152,8 @@ fn main() {
         } else {
             format!("{ms:.2}")
         };
-        let (anchor, speedup, goal) = match case.porcupine_ms {
-            Some(p) => {
-                let met = p / ms >= GOAL;
-                all_met &= met;
-                (
-                    format!("{p}"),
-                    format!("{:.1}x", p / ms),
-                    if met { "met" } else { "MISSED" },
-                )
-            }
-            None => ("-".into(), "-".into(), ""),
-        };
+        let (anchor, speedup, goal, met) = porcupine_cases::versus_porcupine(&case, ms);
+        all_met &= met;
         println!(
             "{:<34} {shown:>11} {anchor:>12} {speedup:>9}  {goal:<6} {:>11.4}",
             case.name,

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 /// Shrinking may take this many search steps for every step the check itself took: a counterexample
 /// should never cost much more than the verdict.
-const SHRINK_STEPS_PER_CHECK_STEP: u64 = 4;
+const SHRINK_STEPS_PER_CHECK_STEP: u64 = 2;
 /// ...and at least this many, so that a check that found its violation at once still gets a few
 /// trials (about a millisecond's work).
 const MIN_SHRINK_STEPS: u64 = 4096;

@@ -223,7 +223,7 @@ pub fn check<M: Model>(
         let partition = &partitions[i];
         let shrink_budget = options
             .shrink
-            .then(|| shrink_time(budget.remaining()))
+            .then(|| shrink_time(started.elapsed(), budget.remaining()))
             .flatten()
             .map(|time| ShrinkBudget::after_check(stats.steps, time));
         let cx = counterexample::build(
@@ -275,10 +275,10 @@ pub fn check<M: Model>(
     })
 }
 
-/// Shrinking is a courtesy: besides its step budget it gets at most two seconds, and never more
-/// than half of the time left.
-fn shrink_time(remaining: Option<Duration>) -> Option<Duration> {
-    let cap = Duration::from_secs(2);
+/// Shrinking is a courtesy: besides its step budget it gets at most four times the check's own time
+/// (at least a millisecond), never more than two seconds, and never more than half of the time left.
+fn shrink_time(check: Duration, remaining: Option<Duration>) -> Option<Duration> {
+    let cap = (check * 4).clamp(Duration::from_millis(1), Duration::from_secs(2));
     match remaining {
         None => Some(cap),
         Some(left) if left < Duration::from_millis(20) => None,
