@@ -38,6 +38,8 @@ pub(super) fn parse(text: &str) -> Result<History, FormatError> {
 
 /// Parses one EDN value that starts on `line`, naming the line of the error within it.
 pub(super) fn parse_value(text: &str, line: usize) -> Result<Edn, FormatError> {
+    // The EDN parser recurses once per level: deep enough nesting would overflow the stack.
+    scan::check_depth(text, line)?;
     edn_format::parse_str(text).map_err(|e| {
         // `edn-format` swaps its names: `col` counts lines (1-based), `row` counts columns.
         let at = line + e.col.max(1) - 1;
@@ -393,6 +395,24 @@ mod tests {
         assert!(err.message.contains("invalid :process -1"), "{err}");
         let err = line_of("[{:process 0, :type :invoke, :f :read, :time \"x\"}]");
         assert!(err.message.contains(":time must be"), "{err}");
+    }
+
+    /// Regression (fuzzing work): the EDN parser recurses per level, so a deep value in one op
+    /// (or in a Porcupine line, which does not go through the scanner) overflowed the stack.
+    #[test]
+    fn values_at_the_depth_limit_parse_and_deeper_ones_are_refused() {
+        for (open, close) in [("[", "]"), ("#{", "}"), ("#t ", ""), ("(", ")")] {
+            let value = |n: usize| format!("{}1{}", open.repeat(n), close.repeat(n));
+            assert!(parse_value(&value(scan::MAX_DEPTH), 1).is_ok(), "{open}");
+            let err = parse_value(&value(50_000), 7).unwrap_err();
+            assert_eq!(err.to_string(), "line 7: values nest deeper than 64 levels");
+        }
+        let op = format!(
+            "[{{:process 0, :type :invoke, :f :read}}\n \
+             {{:process 0, :type :ok, :f :read, :value {}}}]",
+            "#t ".repeat(50_000)
+        );
+        assert_eq!(parse(&op).unwrap_err().line, 2);
     }
 
     #[test]

@@ -140,4 +140,15 @@ mod tests {
         assert_eq!(err.line, 2);
         assert!(err.message.contains("not a Jepsen etcd log"), "{err}");
     }
+
+    /// Regression (fuzzing work): a deeply nested value overflowed the EDN parser's stack.
+    #[test]
+    fn deep_values_are_an_error() {
+        let text = format!(
+            "INFO  jepsen.util - 0\t:invoke\t:write\t{}\n",
+            "#{".repeat(50_000)
+        );
+        let err = parse(&text).unwrap_err();
+        assert_eq!(err.to_string(), "line 1: values nest deeper than 64 levels");
+    }
 }

@@ -58,4 +58,15 @@ mod tests {
         let err = parse("[1 2]\n").unwrap_err();
         assert!(err.message.contains("expected an op map"), "{err}");
     }
+
+    /// Regression (fuzzing work): a deeply nested value overflowed the EDN parser's stack.
+    #[test]
+    fn deep_values_are_an_error() {
+        let text = format!(
+            "\n{{:process 0, :type :invoke, :f :get, :value {}}}\n",
+            "[".repeat(50_000)
+        );
+        let err = parse(&text).unwrap_err();
+        assert_eq!(err.to_string(), "line 2: values nest deeper than 64 levels");
+    }
 }

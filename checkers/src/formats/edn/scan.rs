@@ -17,6 +17,7 @@ pub(super) fn top_level_forms(text: &str) -> Result<Vec<Form<'_>>, FormatError> 
         text,
         pos: 0,
         line: 1,
+        tags: 0,
     };
     let mut forms = Vec::new();
     s.skip_space()?;
@@ -94,14 +95,110 @@ fn unterminated(line: usize, kind: &str, close: u8, found: Option<(u8, usize)>) 
     FormatError::new(line, message)
 }
 
-/// The deepest nesting accepted in one form.
-const MAX_DEPTH: usize = 256;
+/// The deepest nesting accepted in one form. The EDN parser takes about 10 KB of stack per level
+/// in a debug build: 64 levels fit a 2 MB thread stack twice over, and histories nest less than
+/// ten deep.
+pub(super) const MAX_DEPTH: usize = 64;
+
+/// Refuses EDN text that nests deeper than [`MAX_DEPTH`], before anything recursive reads it.
+/// Collections and tag or `#_` prefixes each count a level, as they do for the EDN parser (which
+/// recurses into the form after a prefix), until the form they apply to ends. `line` is the
+/// text's first line; the error names the line where the limit is passed.
+///
+/// Linear and without recursion, so that no input can overflow the stack here either.
+pub(crate) fn check_depth(text: &str, line: usize) -> Result<(), FormatError> {
+    #[derive(PartialEq)]
+    enum Level {
+        Collection,
+        Prefix,
+    }
+    /// A form ended: so did every prefix waiting for it.
+    fn form_ended(levels: &mut Vec<Level>) {
+        while levels.last() == Some(&Level::Prefix) {
+            levels.pop();
+        }
+    }
+    let bytes = text.as_bytes();
+    let is_atom = |b: u8| !(b.is_ascii_whitespace() || b",;\"()[]{}".contains(&b));
+    let mut levels: Vec<Level> = Vec::new();
+    let (mut i, mut line) = (0, line);
+    while let Some(&b) = bytes.get(i) {
+        i += 1;
+        match b {
+            b'\n' => line += 1,
+            b if b.is_ascii_whitespace() || b == b',' => {}
+            b';' => {
+                while bytes.get(i).is_some_and(|&b| b != b'\n') {
+                    i += 1;
+                }
+            }
+            b'"' => {
+                while let Some(&b) = bytes.get(i) {
+                    i += 1;
+                    match b {
+                        b'"' => break,
+                        b'\n' => line += 1,
+                        b'\\' => {
+                            line += usize::from(bytes.get(i) == Some(&b'\n'));
+                            i += 1;
+                        }
+                        _ => {}
+                    }
+                }
+                form_ended(&mut levels);
+            }
+            b'(' | b'[' | b'{' => levels.push(Level::Collection),
+            b')' | b']' | b'}' => {
+                // Unbalanced text is the parser's to report; here it only ends levels.
+                form_ended(&mut levels);
+                levels.pop();
+                form_ended(&mut levels);
+            }
+            b'#' => match bytes.get(i) {
+                Some(b'{') => {
+                    i += 1;
+                    levels.push(Level::Collection);
+                }
+                Some(b'_') => {
+                    i += 1;
+                    levels.push(Level::Prefix);
+                }
+                _ => {
+                    while bytes.get(i).is_some_and(|&b| is_atom(b)) {
+                        i += 1;
+                    }
+                    levels.push(Level::Prefix);
+                }
+            },
+            _ => {
+                // An atom, or a character literal (`\c`, `\newline`, `\(`).
+                if b == b'\\' && i < bytes.len() {
+                    line += usize::from(bytes[i] == b'\n');
+                    i += 1;
+                }
+                while bytes.get(i).is_some_and(|&b| is_atom(b)) {
+                    i += 1;
+                }
+                form_ended(&mut levels);
+            }
+        }
+        if levels.len() > MAX_DEPTH {
+            return Err(FormatError::new(
+                line,
+                format!("values nest deeper than {MAX_DEPTH} levels"),
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// Finds the extent of EDN forms without building them, tracking the line.
 struct Scanner<'a> {
     text: &'a str,
     pos: usize,
     line: usize,
+    /// Tags open around the current form: the one way the scanner recurses.
+    tags: usize,
 }
 
 impl<'a> Scanner<'a> {
@@ -161,10 +258,18 @@ impl<'a> Scanner<'a> {
             }
             Some(b'#') => {
                 // A tag (`#inst`, `#jepsen.history.Op`) and the form it applies to.
+                self.tags += 1;
+                if self.tags > MAX_DEPTH {
+                    return Err(FormatError::new(
+                        line,
+                        format!("values nest deeper than {MAX_DEPTH} levels"),
+                    ));
+                }
                 self.pos += 1;
                 self.atom();
                 self.skip_space()?;
                 self.form()?;
+                self.tags -= 1;
             }
             Some(b @ (b')' | b']' | b'}')) => {
                 return Err(FormatError::new(
@@ -317,5 +422,37 @@ mod tests {
         assert_eq!(error("[{:a 1}\n #{1 2]").0, 2);
         assert_eq!(error("[{:a 1}\n }]").0, 2);
         assert_eq!(error("  \n; nothing\n").0, 3);
+    }
+
+    /// Regression (fuzzing work): nested tags (`#t #t ... 1`) overflowed the scanner's stack, and
+    /// deep nesting inside one op (where the scanner does not look) the EDN parser's.
+    #[test]
+    fn deep_nesting_is_refused_before_it_overflows_the_stack() {
+        let nested =
+            |open: &str, close: &str, n: usize| format!("{}1{}", open.repeat(n), close.repeat(n));
+        for (open, close) in [("[", "]"), ("#{", "}"), ("#t ", ""), ("#_ ", " 2")] {
+            let deepest = nested(open, close, MAX_DEPTH);
+            assert_eq!(check_depth(&deepest, 1).map_err(|e| e.message), Ok(()));
+            let err = check_depth(&format!("\n\n{}", nested(open, close, 100_000)), 1).unwrap_err();
+            assert_eq!(err.line, 3, "{open}");
+            assert_eq!(err.message, "values nest deeper than 64 levels");
+        }
+        // Depth ends with the form: many ops in a row, each tagged, are shallow.
+        let ops = "#op {:a #{[1 #_ 2 \\] \"]\"]}} ".repeat(10_000);
+        assert!(check_depth(&format!("[{ops}]"), 1).is_ok());
+        let err = top_level_forms(&format!("[{{:a 1}}\n {}1]", "#t ".repeat(100_000)))
+            .err()
+            .expect("an error");
+        assert_eq!(
+            (err.line, err.message.as_str()),
+            (2, "values nest deeper than 64 levels")
+        );
+        // Between ops, a long run of `#_` is still read without recursion.
+        let discards = format!(
+            "[{}{}{{:a 1}}]",
+            "#_ ".repeat(100_000),
+            "0 ".repeat(100_000)
+        );
+        assert_eq!(lines(&discards), vec![(1, "{:a 1}")]);
     }
 }
