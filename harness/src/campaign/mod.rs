@@ -79,6 +79,10 @@ pub struct Campaign {
     pub runs: Vec<PlannedRun>,
 }
 
+/// The most runs a campaign may expand to: more would take months to run, and a few lines of
+/// TOML (long lists multiplied, `repeats = 1000`) must not plan millions of runs in memory.
+pub const MAX_RUNS: usize = 10_000;
+
 /// Keys of a `[[runs]]` entry that make the matrix rather than set a run setting.
 const MATRIX_KEYS: &[&str] = &[
     "label",
@@ -231,6 +235,22 @@ fn expand(
             .clone()
             .unwrap_or_else(|| format!("runs{}", index + 1)),
     };
+    let count = [
+        targets.len(),
+        workloads.len(),
+        fault_sets.len(),
+        seeds.len(),
+        repeats,
+    ]
+    .into_iter()
+    .try_fold(1usize, usize::checked_mul)
+    .filter(|count| runs.len().saturating_add(*count) <= MAX_RUNS);
+    if count.is_none() {
+        bail!(
+            "targets, workloads, fault-sets, seeds and repeats multiply to more runs than a \
+             campaign may have ({MAX_RUNS}, counting the entries before)"
+        );
+    }
     for target in &targets {
         for workload in &workloads {
             for faults in &fault_sets {
@@ -342,6 +362,15 @@ expect = "invalid"
         let error = format!("{:#}", Campaign::parse(twice, None).unwrap_err());
         assert!(error.contains("two runs are named"), "{error}");
         assert!(Campaign::parse("name = \"x\"\n", None).is_err());
+        let huge = format!(
+            "name = \"x\"\n[[runs]]\nseeds = [{}]\nrepeats = 1000\n",
+            vec!["1"; 1000].join(",")
+        );
+        let error = format!("{:#}", Campaign::parse(&huge, None).unwrap_err());
+        assert!(
+            error.contains("more runs than a campaign may have"),
+            "{error}"
+        );
         let empty = "name = \"x\"\n[[runs]]\nseeds = []\n";
         let error = format!("{:#}", Campaign::parse(empty, None).unwrap_err());
         assert!(error.contains("no run"), "{error}");
