@@ -116,12 +116,13 @@ struct Bitsets {
 }
 
 impl Bitsets {
-    fn new(members: usize) -> Bitsets {
+    /// Room for `expected` stored sets before the arena first grows.
+    fn new(members: usize, expected: usize) -> Bitsets {
         let words = members.div_ceil(64);
         Bitsets {
             words,
             current: vec![0; words],
-            arena: Vec::new(),
+            arena: Vec::with_capacity(words * expected),
         }
     }
 
@@ -345,16 +346,16 @@ impl<'a, M: Model> Search<'a, M> {
             next,
             prev,
             member,
-            definite: Bitsets::new(definite as usize),
-            indeterminate: Bitsets::new(indeterminate as usize),
+            definite: Bitsets::new(definite as usize, expected),
+            indeterminate: Bitsets::new(indeterminate as usize, expected),
             zobrist: (0..n as u64).map(splitmix).collect(),
             hash: 0,
             cache: HashTable::with_capacity(expected),
             stack: Vec::with_capacity(n),
             best: None,
             reported: 0,
-            levels: Vec::new(),
-            candidates: Vec::new(),
+            levels: Vec::with_capacity(n),
+            candidates: Vec::with_capacity(n),
             state: 0, // the initial state is interned first
             fresh: true,
             scratch: Vec::new(),

@@ -26,7 +26,8 @@ pub enum KvOp {
 /// over many keys.
 #[derive(Clone, Debug, Default)]
 pub struct KvState {
-    entries: Vec<(Atom, Atom)>,
+    /// `(key, value, hash of the pair)`: a pair's hash is computed once, when it is set.
+    entries: Vec<(Atom, Atom, u64)>,
     /// Wrapping sum of the entries' hashes (order-free, and an entry's share can be taken out).
     hash: u64,
 }
@@ -65,7 +66,7 @@ impl KeyValue {
     }
 
     fn lookup<'a>(&'a self, state: &'a KvState, key: &Atom) -> &'a Atom {
-        match state.entries.binary_search_by(|(k, _)| k.cmp(key)) {
+        match state.entries.binary_search_by(|(k, ..)| k.cmp(key)) {
             Ok(i) => &state.entries[i].1,
             Err(_) => &self.init,
         }
@@ -73,21 +74,22 @@ impl KeyValue {
 
     fn with(&self, state: &KvState, key: &Atom, value: Atom) -> KvState {
         let entries = &state.entries;
-        let (before, after) = match entries.binary_search_by(|(k, _)| k.cmp(key)) {
+        let (before, after) = match entries.binary_search_by(|(k, ..)| k.cmp(key)) {
             Ok(i) => (i, i + 1),
             Err(i) => (i, i),
         };
         let mut hash = state.hash;
-        if let Some((k, v)) = entries.get(before).filter(|_| after > before) {
-            hash = hash.wrapping_sub(KvState::entry_hash(k, v));
+        if let Some((.., old)) = entries.get(before).filter(|_| after > before) {
+            hash = hash.wrapping_sub(*old);
         }
         let changed = value != self.init;
         // Built at its final size in one allocation (a clone, then an insert, would grow it).
         let mut next = Vec::with_capacity(before + usize::from(changed) + entries.len() - after);
         next.extend_from_slice(&entries[..before]);
         if changed {
-            hash = hash.wrapping_add(KvState::entry_hash(key, &value));
-            next.push((key.clone(), value));
+            let entry_hash = KvState::entry_hash(key, &value);
+            hash = hash.wrapping_add(entry_hash);
+            next.push((key.clone(), value, entry_hash));
         }
         next.extend_from_slice(&entries[after..]);
         KvState {
@@ -208,7 +210,7 @@ impl Model for KeyValue {
             + state
                 .entries
                 .iter()
-                .map(|(k, v)| std::mem::size_of::<(Atom, Atom)>() + text(k) + text(v))
+                .map(|(k, v, _)| std::mem::size_of::<(Atom, Atom, u64)>() + text(k) + text(v))
                 .sum::<usize>()
     }
 
@@ -228,7 +230,7 @@ impl Model for KeyValue {
         let map: serde_json::Map<String, Value> = state
             .entries
             .iter()
-            .map(|(k, v)| {
+            .map(|(k, v, _)| {
                 let key = match k.to_value() {
                     Value::String(s) => s,
                     other => other.to_string(),
