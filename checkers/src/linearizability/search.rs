@@ -301,13 +301,14 @@ impl<'a, M: Model> Search<'a, M> {
         let expected = (4 * n).min(1 << 14);
         // Order nodes by time: calls and definite returns by history position; indeterminate
         // returns after everything, in call order. Calls are in order already (ops are in
-        // invocation order), and returns nearly so, which a stable sort makes cheap; then merge.
+        // invocation order), and returns nearly so; sort those (in place: positions are
+        // unique), then merge.
         let mut returns: Vec<u32> = (0..n as u32).collect();
         let ret_position = |op: u32| {
             let op = &ops[op as usize];
             op.ret.unwrap_or(usize::MAX / 2 + op.call)
         };
-        returns.sort_by_key(|&op| ret_position(op));
+        returns.sort_unstable_by_key(|&op| ret_position(op));
         let mut next = vec![NIL; nodes];
         let mut prev = vec![NIL; nodes];
         let mut last = HEAD;

@@ -26,15 +26,34 @@ pub enum KvOp {
 /// over many keys.
 #[derive(Clone, Debug, Default)]
 pub struct KvState {
-    /// `(key, value, hash of the pair)`: a pair's hash is computed once, when it is set.
+    /// `(key, value, the value's hash)`: a value's hash is computed once, when it is set, and an
+    /// append extends it from the suffix alone.
     entries: Vec<(Atom, Atom, u64)>,
     /// Wrapping sum of the entries' hashes (order-free, and an entry's share can be taken out).
     hash: u64,
 }
 
+/// The multiplier of the strings' polynomial hash (odd, with well-spread bits).
+const POLY_BASE: u64 = 0x9E37_79B9_7F4A_7C15;
+
 impl KvState {
-    fn entry_hash(key: &Atom, value: &Atom) -> u64 {
-        rustc_hash::FxBuildHasher.hash_one((key, value))
+    /// A value's hash: polynomial for strings, so that `value_hash(a + b)` is `extend(value_hash(a),
+    /// b)`; any other value by Fx.
+    fn value_hash(value: &Atom) -> u64 {
+        match value {
+            Atom::Str(s) => Self::extend(0, s),
+            other => rustc_hash::FxBuildHasher.hash_one(other),
+        }
+    }
+
+    fn extend(hash: u64, suffix: &str) -> u64 {
+        suffix.bytes().fold(hash, |h, b| {
+            h.wrapping_mul(POLY_BASE).wrapping_add(u64::from(b) + 1)
+        })
+    }
+
+    fn entry_hash(key: &Atom, value_hash: u64) -> u64 {
+        rustc_hash::FxBuildHasher.hash_one((key, value_hash))
     }
 }
 
@@ -55,13 +74,24 @@ impl Hash for KvState {
 #[derive(Clone, Debug)]
 pub struct KeyValue {
     init: Atom,
+    init_hash: u64,
 }
 
 impl KeyValue {
     /// `init` is every key's initial value (Porcupine's kv: `""`).
     pub fn new(init: &Value) -> KeyValue {
+        let init = Atom::from_value(init);
         KeyValue {
-            init: Atom::from_value(init),
+            init_hash: KvState::value_hash(&init),
+            init,
+        }
+    }
+
+    /// `key`'s value and its hash (as [`KvState::value_hash`] computes it).
+    fn lookup_hashed<'a>(&'a self, state: &'a KvState, key: &Atom) -> (&'a Atom, u64) {
+        match state.entries.binary_search_by(|(k, ..)| k.cmp(key)) {
+            Ok(i) => (&state.entries[i].1, state.entries[i].2),
+            Err(_) => (&self.init, self.init_hash),
         }
     }
 
@@ -72,24 +102,24 @@ impl KeyValue {
         }
     }
 
-    fn with(&self, state: &KvState, key: &Atom, value: Atom) -> KvState {
+    /// The state with `key` set to `value`, whose hash is `value_hash`.
+    fn with(&self, state: &KvState, key: &Atom, value: Atom, value_hash: u64) -> KvState {
         let entries = &state.entries;
         let (before, after) = match entries.binary_search_by(|(k, ..)| k.cmp(key)) {
             Ok(i) => (i, i + 1),
             Err(i) => (i, i),
         };
         let mut hash = state.hash;
-        if let Some((.., old)) = entries.get(before).filter(|_| after > before) {
-            hash = hash.wrapping_sub(*old);
+        if let Some((k, _, old)) = entries.get(before).filter(|_| after > before) {
+            hash = hash.wrapping_sub(KvState::entry_hash(k, *old));
         }
         let changed = value != self.init;
         // Built at its final size in one allocation (a clone, then an insert, would grow it).
         let mut next = Vec::with_capacity(before + usize::from(changed) + entries.len() - after);
         next.extend_from_slice(&entries[..before]);
         if changed {
-            let entry_hash = KvState::entry_hash(key, &value);
-            hash = hash.wrapping_add(entry_hash);
-            next.push((key.clone(), value, entry_hash));
+            hash = hash.wrapping_add(KvState::entry_hash(key, value_hash));
+            next.push((key.clone(), value, value_hash));
         }
         next.extend_from_slice(&entries[after..]);
         KvState {
@@ -161,15 +191,19 @@ impl Model for KeyValue {
         match op {
             KvOp::Get(key, Some(seen)) => (self.lookup(state, key) == seen).then(|| state.clone()),
             KvOp::Get(_, None) | KvOp::Nothing => Some(state.clone()),
-            KvOp::Put(key, value) => Some(self.with(state, key, value.clone())),
+            KvOp::Put(key, value) => {
+                Some(self.with(state, key, value.clone(), KvState::value_hash(value)))
+            }
             KvOp::Append(key, suffix) => {
-                let joined: SmolStr = match self.lookup(state, key) {
+                let (current, current_hash) = self.lookup_hashed(state, key);
+                let joined: SmolStr = match current {
                     Atom::Str(s) => join(s, suffix),
                     Atom::Nil => suffix.clone(),
                     // Appending to a non-string cannot produce any observation we model.
                     _ => return None,
                 };
-                Some(self.with(state, key, Atom::Str(joined)))
+                let hash = KvState::extend(current_hash, suffix);
+                Some(self.with(state, key, Atom::Str(joined), hash))
             }
         }
     }
@@ -298,6 +332,23 @@ mod tests {
         ] {
             assert_eq!(join(a, b), format!("{a}{b}"));
         }
+    }
+
+    #[test]
+    fn appended_and_written_values_hash_alike() {
+        let m = KeyValue::new(&json!(""));
+        let op = |f: &str, v: &str| {
+            m.prepare(&keyed(f, json!("k"), json!(v), Outcome::Ok, json!(null)))
+                .unwrap()
+        };
+        let appended = m.step(&m.init(), &op("append", "ab")).unwrap();
+        let appended = m.step(&appended, &op("append", "cd")).unwrap();
+        let written = m.step(&m.init(), &op("put", "abcd")).unwrap();
+        assert_eq!(appended, written);
+        let hash = |s: &KvState| rustc_hash::FxBuildHasher.hash_one(s);
+        assert_eq!(hash(&appended), hash(&written));
+        let other = m.step(&m.init(), &op("put", "abdc")).unwrap();
+        assert_ne!(appended, other);
     }
 
     #[test]
