@@ -38,8 +38,9 @@ pub(super) fn parse(text: &str) -> Result<History, FormatError> {
 
 /// Parses one EDN value that starts on `line`, naming the line of the error within it.
 pub(super) fn parse_value(text: &str, line: usize) -> Result<Edn, FormatError> {
-    // The EDN parser recurses once per level: deep enough nesting would overflow the stack.
-    scan::check_depth(text, line)?;
+    // The EDN parser recurses once per level, and the decimal type behind it overflows or prints
+    // gigabytes on extreme exponents: refuse both before it reads the text.
+    scan::check_limits(text, line)?;
     edn_format::parse_str(text).map_err(|e| {
         // `edn-format` swaps its names: `col` counts lines (1-based), `row` counts columns.
         let at = line + e.col.max(1) - 1;
@@ -413,6 +414,41 @@ mod tests {
             "#t ".repeat(50_000)
         );
         assert_eq!(parse(&op).unwrap_err().line, 2);
+    }
+
+    /// Found by fuzzing (history_edn): `1484275015961.5e300184427500M` made an error message
+    /// print the decimal, which writes out all 300 billion zeros (out of memory); an exponent
+    /// near 2^63 overflowed inside the decimal parser (a panic in debug builds).
+    #[test]
+    fn decimals_with_huge_exponents_are_refused_before_parsing() {
+        let err = parse("[1484275015961.5e300184427500M]").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "line 1: the decimal 1484275015961.5e300184427500M is out of range: exponents beyond \
+             \u{b1}400 are refused"
+        );
+        for huge in [
+            "1e-9223372036854775808M",
+            "-0.1E+9223372036854775807M",
+            "1e401M",
+        ] {
+            let err = parse_value(&format!("{{:a [#{{{huge}}}]}}"), 3).unwrap_err();
+            assert!(err.to_string().starts_with("line 3: the decimal"), "{err}");
+            assert!(parse_value(&format!("[#_ {huge} 1]"), 1).is_err());
+            // Where the EDN parser ends an atom and this scanner does not.
+            for glued in [
+                format!("{huge}#x"),
+                format!("\\({huge}"),
+                format!("#{huge}"),
+            ] {
+                assert!(parse_value(&format!("[{glued}]"), 1).is_err(), "{glued}");
+            }
+        }
+        // At the limit they are read, and kept as text where a float cannot hold them.
+        let v = parse_value("[1e400M 1.5e-300M 1e0400M]", 1).unwrap();
+        assert_eq!(to_json(&v)[0], json!(format!("1{}", "0".repeat(400))));
+        assert_eq!(to_json(&v)[1], json!(1.5e-300));
+        assert_eq!(to_json(&v)[2], to_json(&v)[0]);
     }
 
     #[test]

@@ -100,13 +100,18 @@ fn unterminated(line: usize, kind: &str, close: u8, found: Option<(u8, usize)>) 
 /// ten deep.
 pub(super) const MAX_DEPTH: usize = 64;
 
-/// Refuses EDN text that nests deeper than [`MAX_DEPTH`], before anything recursive reads it.
-/// Collections and tag or `#_` prefixes each count a level, as they do for the EDN parser (which
-/// recurses into the form after a prefix), until the form they apply to ends. `line` is the
-/// text's first line; the error names the line where the limit is passed.
+/// The largest decimal exponent accepted (`1e400M`). The decimal type behind the EDN parser
+/// prints every zero (`1e300000000000M` would take 300 GB) and overflows on exponents near 2^63.
+const MAX_DECIMAL_EXPONENT: u32 = 400;
+
+/// Refuses EDN text the EDN parser cannot read safely, before it reads it: nesting deeper than
+/// [`MAX_DEPTH`], and decimals (`M`) with exponents beyond [`MAX_DECIMAL_EXPONENT`]. Collections
+/// and tag or `#_` prefixes each count a level, as they do for the EDN parser (which recurses
+/// into the form after a prefix), until the form they apply to ends. `line` is the text's first
+/// line; the error names the line where a limit is passed.
 ///
 /// Linear and without recursion, so that no input can overflow the stack here either.
-pub(crate) fn check_depth(text: &str, line: usize) -> Result<(), FormatError> {
+pub(crate) fn check_limits(text: &str, line: usize) -> Result<(), FormatError> {
     #[derive(PartialEq)]
     enum Level {
         Collection,
@@ -164,14 +169,17 @@ pub(crate) fn check_depth(text: &str, line: usize) -> Result<(), FormatError> {
                     levels.push(Level::Prefix);
                 }
                 _ => {
+                    let start = i;
                     while bytes.get(i).is_some_and(|&b| is_atom(b)) {
                         i += 1;
                     }
+                    check_decimals(&text[start..i], line)?;
                     levels.push(Level::Prefix);
                 }
             },
             _ => {
                 // An atom, or a character literal (`\c`, `\newline`, `\(`).
+                let start = i - 1;
                 if b == b'\\' && i < bytes.len() {
                     line += usize::from(bytes[i] == b'\n');
                     i += 1;
@@ -179,6 +187,8 @@ pub(crate) fn check_depth(text: &str, line: usize) -> Result<(), FormatError> {
                 while bytes.get(i).is_some_and(|&b| is_atom(b)) {
                     i += 1;
                 }
+                // A character literal may stop inside a character; then so does the atom.
+                check_decimals(&String::from_utf8_lossy(&bytes[start..i]), line)?;
                 form_ended(&mut levels);
             }
         }
@@ -190,6 +200,65 @@ pub(crate) fn check_depth(text: &str, line: usize) -> Result<(), FormatError> {
         }
     }
     Ok(())
+}
+
+/// Refuses a decimal (`1.5e300M`) whose exponent is beyond [`MAX_DECIMAL_EXPONENT`] among the
+/// atoms the EDN parser would read in `text` (which it splits where this scanner does not:
+/// `1e9M#x` is its `1e9M` and a tag).
+fn check_decimals(text: &str, line: usize) -> Result<(), FormatError> {
+    // The EDN parser's own atom characters (`edn_format::is_allowed_atom_character`).
+    let atom_char = |c: char| c.is_alphanumeric() || ".*+!-_?$%&=<>/:".contains(c);
+    for atom in text.split(|c: char| !atom_char(c)) {
+        if huge_decimal(atom.as_bytes()) {
+            let mut shown: String = atom.chars().take(60).collect();
+            if shown.len() < atom.len() {
+                shown.push_str("...");
+            }
+            return Err(FormatError::new(
+                line,
+                format!(
+                    "the decimal {shown} is out of range: exponents beyond \
+                     \u{b1}{MAX_DECIMAL_EXPONENT} are refused"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether an atom is a decimal whose exponent is beyond [`MAX_DECIMAL_EXPONENT`].
+fn huge_decimal(atom: &[u8]) -> bool {
+    let Some(number) = atom.strip_suffix(b"M") else {
+        return false;
+    };
+    let unsigned = number.strip_prefix(b"-").or(number.strip_prefix(b"+"));
+    if !unsigned
+        .unwrap_or(number)
+        .first()
+        .is_some_and(u8::is_ascii_digit)
+    {
+        return false;
+    }
+    let Some(e) = number.iter().position(|&b| b == b'e' || b == b'E') else {
+        return false;
+    };
+    let exponent = &number[e + 1..];
+    let digits = exponent
+        .strip_prefix(b"-")
+        .or(exponent.strip_prefix(b"+"))
+        .unwrap_or(exponent);
+    let first = digits
+        .iter()
+        .position(|&b| b != b'0')
+        .unwrap_or(digits.len());
+    let digits = &digits[first..];
+    // Anything but digits is the parser's to refuse.
+    digits.iter().all(u8::is_ascii_digit)
+        && (digits.len() > 9
+            || digits
+                .iter()
+                .fold(0u32, |n, &d| n * 10 + u32::from(d - b'0'))
+                > MAX_DECIMAL_EXPONENT)
 }
 
 /// Finds the extent of EDN forms without building them, tracking the line.
@@ -432,14 +501,15 @@ mod tests {
             |open: &str, close: &str, n: usize| format!("{}1{}", open.repeat(n), close.repeat(n));
         for (open, close) in [("[", "]"), ("#{", "}"), ("#t ", ""), ("#_ ", " 2")] {
             let deepest = nested(open, close, MAX_DEPTH);
-            assert_eq!(check_depth(&deepest, 1).map_err(|e| e.message), Ok(()));
-            let err = check_depth(&format!("\n\n{}", nested(open, close, 100_000)), 1).unwrap_err();
+            assert_eq!(check_limits(&deepest, 1).map_err(|e| e.message), Ok(()));
+            let err =
+                check_limits(&format!("\n\n{}", nested(open, close, 100_000)), 1).unwrap_err();
             assert_eq!(err.line, 3, "{open}");
             assert_eq!(err.message, "values nest deeper than 64 levels");
         }
         // Depth ends with the form: many ops in a row, each tagged, are shallow.
         let ops = "#op {:a #{[1 #_ 2 \\] \"]\"]}} ".repeat(10_000);
-        assert!(check_depth(&format!("[{ops}]"), 1).is_ok());
+        assert!(check_limits(&format!("[{ops}]"), 1).is_ok());
         let err = top_level_forms(&format!("[{{:a 1}}\n {}1]", "#t ".repeat(100_000)))
             .err()
             .expect("an error");
