@@ -5,10 +5,12 @@
 //! - [`counter`]: a counter's reads within the bounds its adds allow (Jepsen's counter checker).
 //! - [`slo`]: service levels (latency, availability, error rate, recovery) per window and per
 //!   fault phase, checked against optional thresholds.
+//! - [`fuzzing`]: the fuzz targets' entry points (`fuzz/`), replayed over the saved corpus in tests.
 
 pub mod bank;
 pub mod counter;
 pub mod formats;
+pub mod fuzzing;
 pub mod history;
 pub mod linearizability;
 pub mod model;

@@ -4,12 +4,14 @@
 //! - [`cli`]: flags; [`commands`]: one module per subcommand.
 //! - [`spec`]: what a test run is (flags or TOML); [`runner`]: clients, nemesis and the history;
 //!   [`backend`]: where the nodes run (local processes so far); [`store`]: where results go.
+//! - [`fuzzing`]: the fuzz targets' entry points (`fuzz/`), replayed over the saved corpus in tests.
 
 pub mod analysis;
 pub mod backend;
 pub mod campaign;
 pub mod cli;
 pub mod commands;
+pub mod fuzzing;
 pub mod logging;
 pub mod profile;
 pub mod runner;

@@ -130,7 +130,12 @@ impl SpecFile {
                 .with_context(|| format!("{shown}: not a stored run's test.json"))?;
             return Ok(stored.spec);
         }
-        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{shown}: {e}"))
+        SpecFile::from_toml(&text).map_err(|e| anyhow::anyhow!("{shown}: {e}"))
+    }
+
+    /// Reads a TOML spec from its text (what [`SpecFile::load`] does with a `.toml` file).
+    pub fn from_toml(text: &str) -> anyhow::Result<SpecFile> {
+        toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))
     }
 
     /// `self` with every setting `over` gives replaced (flags override the file).
