@@ -444,11 +444,38 @@ mod tests {
                 assert!(parse_value(&format!("[{glued}]"), 1).is_err(), "{glued}");
             }
         }
+        // Numbers start with any numeric character, and the exponent may have two signs.
+        for odd in ["\u{663}.5e-9223372036854775808M", "1e+-99999999999M"] {
+            assert!(parse_value(odd, 1).is_err(), "{odd}");
+        }
         // At the limit they are read, and kept as text where a float cannot hold them.
         let v = parse_value("[1e400M 1.5e-300M 1e0400M]", 1).unwrap();
         assert_eq!(to_json(&v)[0], json!(format!("1{}", "0".repeat(400))));
         assert_eq!(to_json(&v)[1], json!(1.5e-300));
         assert_eq!(to_json(&v)[2], to_json(&v)[0]);
+    }
+
+    /// Found by fuzzing (history_edn): `\u:vp\u{684}ok` panicked in edn-format, which slices the
+    /// four bytes after `\u` out of the text even when they end inside a character.
+    #[test]
+    fn unicode_character_literals_with_non_ascii_digits_are_an_error() {
+        for text in [
+            "\\u:vp\u{684}ok",
+            "[1 \\u \"\u{e9}\"]",
+            "(a\\u\u{e9}\u{e9})",
+            "#t\\u12\u{e9}",
+        ] {
+            let err = parse_value(text, 2).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "line 2: invalid character literal: `\\u` must be followed by four hex digits",
+                "{text}"
+            );
+        }
+        assert_eq!(
+            parse_value("[\\u00e9 \\u]", 1).unwrap(),
+            parse_value("[\\\u{e9} \\u]", 1).unwrap()
+        );
     }
 
     #[test]

@@ -173,7 +173,7 @@ pub(crate) fn check_limits(text: &str, line: usize) -> Result<(), FormatError> {
                     while bytes.get(i).is_some_and(|&b| is_atom(b)) {
                         i += 1;
                     }
-                    check_decimals(&text[start..i], line)?;
+                    check_atom(bytes, start..i, line)?;
                     levels.push(Level::Prefix);
                 }
             },
@@ -187,8 +187,7 @@ pub(crate) fn check_limits(text: &str, line: usize) -> Result<(), FormatError> {
                 while bytes.get(i).is_some_and(|&b| is_atom(b)) {
                     i += 1;
                 }
-                // A character literal may stop inside a character; then so does the atom.
-                check_decimals(&String::from_utf8_lossy(&bytes[start..i]), line)?;
+                check_atom(bytes, start..i, line)?;
                 form_ended(&mut levels);
             }
         }
@@ -202,16 +201,32 @@ pub(crate) fn check_limits(text: &str, line: usize) -> Result<(), FormatError> {
     Ok(())
 }
 
-/// Refuses a decimal (`1.5e300M`) whose exponent is beyond [`MAX_DECIMAL_EXPONENT`] among the
-/// atoms the EDN parser would read in `text` (which it splits where this scanner does not:
-/// `1e9M#x` is its `1e9M` and a tag).
-fn check_decimals(text: &str, line: usize) -> Result<(), FormatError> {
-    // The EDN parser's own atom characters (`edn_format::is_allowed_atom_character`).
+/// Refuses, in the atom at `range` of `text`, what the EDN parser would fail on other than with
+/// an error: a decimal (`1.5e300M`) whose exponent is beyond [`MAX_DECIMAL_EXPONENT`], and a
+/// `\u` character literal with a non-ASCII byte among the four after it (edn-format slices its
+/// text there by bytes, and panics in the middle of a character).
+fn check_atom(text: &[u8], range: std::ops::Range<usize>, line: usize) -> Result<(), FormatError> {
+    let start = range.start;
+    let atom = &text[range];
+    for (k, _) in atom.windows(2).enumerate().filter(|(_, w)| w == b"\\u") {
+        // Where edn-format reads the four hex digits: past the atom's end if it is short.
+        let digits = text.iter().skip(start + k + 2).take(4);
+        if digits.clone().any(|b| !b.is_ascii()) {
+            return Err(FormatError::new(
+                line,
+                "invalid character literal: `\\u` must be followed by four hex digits",
+            ));
+        }
+    }
+    // The parser's own atom characters (`edn_format::is_allowed_atom_character`): it splits
+    // where this scanner does not (`1e9M#x` is its `1e9M` and a tag).
     let atom_char = |c: char| c.is_alphanumeric() || ".*+!-_?$%&=<>/:".contains(c);
-    for atom in text.split(|c: char| !atom_char(c)) {
-        if huge_decimal(atom.as_bytes()) {
-            let mut shown: String = atom.chars().take(60).collect();
-            if shown.len() < atom.len() {
+    // A character literal may stop inside a character, and so the atom: show it lossily.
+    let atom = String::from_utf8_lossy(atom);
+    for part in atom.split(|c: char| !atom_char(c)) {
+        if huge_decimal(part) {
+            let mut shown: String = part.chars().take(60).collect();
+            if shown.len() < part.len() {
                 shown.push_str("...");
             }
             return Err(FormatError::new(
@@ -226,39 +241,32 @@ fn check_decimals(text: &str, line: usize) -> Result<(), FormatError> {
     Ok(())
 }
 
-/// Whether an atom is a decimal whose exponent is beyond [`MAX_DECIMAL_EXPONENT`].
-fn huge_decimal(atom: &[u8]) -> bool {
-    let Some(number) = atom.strip_suffix(b"M") else {
+/// Whether an atom is a decimal whose exponent is beyond [`MAX_DECIMAL_EXPONENT`], read as
+/// edn-format and bigdecimal read it: a number starts with a (Unicode) numeric character,
+/// possibly signed, and ends with one `M`; the exponent follows the first `e` or `E`, with an
+/// optional `+` and then an optional sign.
+fn huge_decimal(atom: &str) -> bool {
+    let Some(number) = atom.strip_suffix('M') else {
         return false;
     };
-    let unsigned = number.strip_prefix(b"-").or(number.strip_prefix(b"+"));
-    if !unsigned
-        .unwrap_or(number)
-        .first()
-        .is_some_and(u8::is_ascii_digit)
-    {
-        return false;
-    }
-    let Some(e) = number.iter().position(|&b| b == b'e' || b == b'E') else {
+    let mut chars = number.chars();
+    let starts_like_number = match chars.next() {
+        Some('+' | '-') => chars.next().is_some_and(char::is_numeric),
+        first => first.is_some_and(char::is_numeric),
+    };
+    let Some((_, exponent)) = number.split_once(['e', 'E']) else {
         return false;
     };
-    let exponent = &number[e + 1..];
-    let digits = exponent
-        .strip_prefix(b"-")
-        .or(exponent.strip_prefix(b"+"))
-        .unwrap_or(exponent);
-    let first = digits
-        .iter()
-        .position(|&b| b != b'0')
-        .unwrap_or(digits.len());
-    let digits = &digits[first..];
-    // Anything but digits is the parser's to refuse.
-    digits.iter().all(u8::is_ascii_digit)
+    let exponent = exponent.strip_prefix('+').unwrap_or(exponent);
+    let digits = exponent.strip_prefix(['+', '-']).unwrap_or(exponent);
+    let digits = digits.trim_start_matches('0');
+    // Anything but ASCII digits fails to parse, as an error.
+    starts_like_number
+        && digits.bytes().all(|b| b.is_ascii_digit())
         && (digits.len() > 9
             || digits
-                .iter()
-                .fold(0u32, |n, &d| n * 10 + u32::from(d - b'0'))
-                > MAX_DECIMAL_EXPONENT)
+                .parse::<u32>()
+                .is_ok_and(|e| e > MAX_DECIMAL_EXPONENT))
 }
 
 /// Finds the extent of EDN forms without building them, tracking the line.
