@@ -1,0 +1,4 @@
+#![no_main]
+//! Feeds any bytes to `checkers::fuzzing::history_edn` (see that function for what it covers).
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checkers::fuzzing::history_edn(data));
