@@ -135,6 +135,13 @@ pub enum CheckError {
     },
 }
 
+/// Starts the thread pool that the search's later rounds use, on a thread of its own, so that a
+/// caller with other work to do first (reading and parsing a history) does not pay for starting it
+/// when the check begins.
+pub fn warm_up() {
+    std::thread::spawn(|| rayon::current_num_threads());
+}
+
 /// Checks `ops` against the built-in model `kind` starting from `init` (`null`: the model's
 /// natural default).
 pub fn check_model(

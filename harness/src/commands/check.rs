@@ -26,6 +26,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     {
         return super::recheck::run(&args);
     }
+    checkers::linearizability::warm_up();
     let loaded = history_file::load(&args.history, args.format)?;
     let path = loaded.path.display().to_string();
     let ops = loaded
