@@ -139,7 +139,7 @@ pub enum CheckError {
 /// caller with other work to do first (reading and parsing a history) does not pay for starting it
 /// when the check begins.
 pub fn warm_up() {
-    std::thread::spawn(|| rayon::current_num_threads());
+    std::thread::spawn(rayon::current_num_threads);
 }
 
 /// Checks `ops` against the built-in model `kind` starting from `init` (`null`: the model's
