@@ -9,6 +9,7 @@ mod budget;
 mod counterexample;
 mod schedule;
 mod search;
+mod sequential;
 
 pub use budget::{Abort, Progress};
 pub use counterexample::Counterexample;

@@ -15,6 +15,7 @@
 //! every partition must finish anyway, it costs nothing.
 
 use super::search::{Search, SearchResult, SearchStats};
+use super::sequential;
 use super::{budget::Budget, Finished, Partition, PartitionOutcome};
 use crate::model::Model;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -34,12 +35,38 @@ pub(crate) fn run_in_rounds<M: Model>(
     partitions: &[Partition<M::Op>],
     budget: &Budget,
 ) -> (Vec<Finished<M::State>>, SearchStats) {
-    let mut tasks: Vec<(usize, Search<M>)> = (0..partitions.len())
-        .map(|i| (i, Search::new(model, &partitions[i].ops, budget)))
-        .collect();
-    let decided = AtomicBool::new(false);
     let mut outcomes = Vec::new();
     let mut stats = SearchStats::default();
+    // Partitions with no overlapping operations need no search; if one is invalid, that settles it.
+    let mut tasks: Vec<(usize, Search<M>)> = Vec::with_capacity(partitions.len());
+    let mut decided_early = false;
+    for (i, partition) in partitions.iter().enumerate() {
+        if decided_early {
+            break;
+        }
+        if !sequential::is_sequential(&partition.ops) {
+            tasks.push((i, Search::new(model, &partition.ops, budget)));
+            continue;
+        }
+        let outcome = match sequential::check(model, &partition.ops, &mut stats) {
+            SearchResult::NotLinearizable(stuck) => {
+                decided_early = true;
+                PartitionOutcome::Invalid(stuck)
+            }
+            _ => PartitionOutcome::Valid,
+        };
+        budget
+            .progress
+            .partitions_done
+            .fetch_add(1, Ordering::Relaxed);
+        outcomes.push((i, outcome));
+    }
+    if decided_early {
+        for (_, search) in tasks.drain(..) {
+            search.finish(&mut stats);
+        }
+    }
+    let decided = AtomicBool::new(false);
     let mut slice = FIRST_SLICE;
     let mut first_round = true;
     while !tasks.is_empty() {
