@@ -137,8 +137,7 @@ pub enum CheckError {
 }
 
 /// Starts the thread pool that the search's later rounds use, on a thread of its own, so that a
-/// caller with other work to do first (reading and parsing a history) does not pay for starting it
-/// when the check begins.
+/// caller about to check a large history does not wait for it after the first round.
 pub fn warm_up() {
     std::thread::spawn(rayon::current_num_threads);
 }

@@ -15,6 +15,10 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+/// History files at least this large (about a thousand operations) start the search's thread pool
+/// before they are parsed.
+const WARM_UP_BYTES: u64 = 128 * 1024;
+
 /// What was checked, how: printed beside the result.
 pub struct Setup {
     pub init: Value,
@@ -26,7 +30,12 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     {
         return super::recheck::run(&args);
     }
-    checkers::linearizability::warm_up();
+    // A large history will want the search's thread pool once its first round (on this thread)
+    // is over: start it now, while the file is read and parsed. A small one never needs it, and
+    // idle pool threads would only take CPU from it.
+    if std::fs::metadata(&args.history).is_ok_and(|m| m.len() >= WARM_UP_BYTES) {
+        checkers::linearizability::warm_up();
+    }
     let loaded = history_file::load(&args.history, args.format)?;
     let path = loaded.path.display().to_string();
     let ops = loaded
