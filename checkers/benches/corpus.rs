@@ -166,12 +166,5 @@ fn main() {
     if let Some(mib) = peak_rss_mib() {
         println!("peak memory (RSS) of the whole benchmark: {mib:.0} MiB");
     }
-    println!(
-        "{}",
-        if all_met {
-            "all speed goals met"
-        } else {
-            "some speed goals missed"
-        }
-    );
+    porcupine_cases::print_verdict(all_met);
 }

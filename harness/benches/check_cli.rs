@@ -68,12 +68,5 @@ fn main() {
             case.name
         );
     }
-    println!(
-        "{}",
-        if all_met {
-            "all speed goals met"
-        } else {
-            "some speed goals missed"
-        }
-    );
+    porcupine_cases::print_verdict(all_met);
 }

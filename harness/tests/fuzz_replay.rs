@@ -2,48 +2,9 @@
 //! (`fuzz/regressions/<target>/`) of the spec and campaign fuzz targets through the very functions
 //! the targets call, so that CI checks them in seconds without a fuzzer. See `fuzz/README.md`.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
-
-/// Runs every saved input of `target` through `run`; fails naming each input that panics, and
-/// when there is no input at all (a moved folder must not pass in silence).
-fn replay(target: &str, run: fn(&[u8])) {
-    let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
-    let mut files: Vec<PathBuf> = Vec::new();
-    for folder in ["corpus", "regressions"] {
-        let dir = fuzz.join(folder).join(target);
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        files.extend(entries.map(|e| e.unwrap().path()).filter(|p| p.is_file()));
-    }
-    files.sort();
-    assert!(
-        !files.is_empty(),
-        "no saved inputs for {target} under {}",
-        fuzz.display()
-    );
-    let failed: Vec<String> = files
-        .iter()
-        .filter(|path| {
-            let data = match std::fs::read(path) {
-                Ok(data) => data,
-                // A fuzzer running meanwhile replaces corpus files as it shortens them.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return false,
-                Err(e) => panic!("cannot read {}: {e}", path.display()),
-            };
-            catch_unwind(AssertUnwindSafe(|| run(&data))).is_err()
-        })
-        .map(|path| path.display().to_string())
-        .collect();
-    assert!(
-        failed.is_empty(),
-        "{} of {} inputs of {target} panicked:\n{}",
-        failed.len(),
-        files.len(),
-        failed.join("\n")
-    );
-}
+#[path = "../../checkers/tests/support/fuzz_replay.rs"]
+mod support;
+use support::replay;
 
 #[test]
 fn spec_toml() {

@@ -74,3 +74,15 @@ pub fn versus_porcupine(case: &Case, ms: f64) -> (String, String, &'static str, 
         None => ("-".into(), "-".into(), "", true),
     }
 }
+
+/// The last line of a benchmark: whether every case met the goal.
+pub fn print_verdict(all_met: bool) {
+    println!(
+        "{}",
+        if all_met {
+            "all speed goals met"
+        } else {
+            "some speed goals missed"
+        }
+    );
+}
