@@ -96,10 +96,7 @@ impl KeyValue {
     }
 
     fn lookup<'a>(&'a self, state: &'a KvState, key: &Atom) -> &'a Atom {
-        match state.entries.binary_search_by(|(k, ..)| k.cmp(key)) {
-            Ok(i) => &state.entries[i].1,
-            Err(_) => &self.init,
-        }
+        self.lookup_hashed(state, key).0
     }
 
     /// The state with `key` set to `value`, whose hash is `value_hash`.
@@ -196,13 +193,13 @@ impl Model for KeyValue {
             }
             KvOp::Append(key, suffix) => {
                 let (current, current_hash) = self.lookup_hashed(state, key);
-                let joined: SmolStr = match current {
-                    Atom::Str(s) => join(s, suffix),
-                    Atom::Nil => suffix.clone(),
+                // Appending to nothing starts a string: its hash starts from the empty string's.
+                let (joined, hash): (SmolStr, u64) = match current {
+                    Atom::Str(s) => (join(s, suffix), KvState::extend(current_hash, suffix)),
+                    Atom::Nil => (suffix.clone(), KvState::extend(0, suffix)),
                     // Appending to a non-string cannot produce any observation we model.
                     _ => return None,
                 };
-                let hash = KvState::extend(current_hash, suffix);
                 Some(self.with(state, key, Atom::Str(joined), hash))
             }
         }
@@ -336,19 +333,22 @@ mod tests {
 
     #[test]
     fn appended_and_written_values_hash_alike() {
-        let m = KeyValue::new(&json!(""));
-        let op = |f: &str, v: &str| {
-            m.prepare(&keyed(f, json!("k"), json!(v), Outcome::Ok, json!(null)))
-                .unwrap()
-        };
-        let appended = m.step(&m.init(), &op("append", "ab")).unwrap();
-        let appended = m.step(&appended, &op("append", "cd")).unwrap();
-        let written = m.step(&m.init(), &op("put", "abcd")).unwrap();
-        assert_eq!(appended, written);
-        let hash = |s: &KvState| rustc_hash::FxBuildHasher.hash_one(s);
-        assert_eq!(hash(&appended), hash(&written));
-        let other = m.step(&m.init(), &op("put", "abdc")).unwrap();
-        assert_ne!(appended, other);
+        // From "" and from nothing at all (null): an append to nothing starts a string.
+        for init in [json!(""), json!(null)] {
+            let m = KeyValue::new(&init);
+            let op = |f: &str, v: &str| {
+                m.prepare(&keyed(f, json!("k"), json!(v), Outcome::Ok, json!(null)))
+                    .unwrap()
+            };
+            let appended = m.step(&m.init(), &op("append", "ab")).unwrap();
+            let appended = m.step(&appended, &op("append", "cd")).unwrap();
+            let written = m.step(&m.init(), &op("put", "abcd")).unwrap();
+            assert_eq!(appended, written, "init {init}");
+            let hash = |s: &KvState| rustc_hash::FxBuildHasher.hash_one(s);
+            assert_eq!(hash(&appended), hash(&written), "init {init}");
+            let other = m.step(&m.init(), &op("put", "abdc")).unwrap();
+            assert_ne!(appended, other);
+        }
     }
 
     #[test]
