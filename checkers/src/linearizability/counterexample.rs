@@ -106,7 +106,7 @@ pub(super) fn build<M: Model>(
     ops: &[Operation],
     partition: &Partition<M::Op>,
     stuck: &Stuck<M::State>,
-    shrink: Option<ShrinkBudget>,
+    shrink_budget: Option<ShrinkBudget>,
     memory_limit: Option<u64>,
 ) -> Counterexample {
     let source = |local: u32| &ops[partition.sources[local as usize]];
@@ -127,8 +127,8 @@ pub(super) fn build<M: Model>(
             .iter()
             .map(|s| model.describe_state(s))
             .collect(),
-        minimal: shrink
-            .and_then(|budget| self::shrink(model, &partition.ops, budget, memory_limit))
+        minimal: shrink_budget
+            .and_then(|budget| shrink(model, &partition.ops, budget, memory_limit))
             .filter(|kept| kept.len() <= MAX_MINIMAL_OPS)
             .map(|kept| kept.into_iter().map(|i| source(i as u32).clone()).collect()),
     }

@@ -224,13 +224,13 @@ pub fn check<M: Model>(
             .any(|(_, o)| matches!(o, PartitionOutcome::Aborted));
 
     // The verdict is in: what follows (the counterexample, and shrinking it) is timed apart.
-    let check_ms = started.elapsed().as_secs_f64() * 1e3;
+    let check_time = started.elapsed();
     let explaining = Instant::now();
     let (valid, reason, counterexample) = if let Some((i, stuck)) = invalid {
         let partition = &partitions[i];
         let shrink_budget = options
             .shrink
-            .then(|| shrink_time(started.elapsed(), budget.remaining()))
+            .then(|| shrink_time(check_time, budget.remaining()))
             .flatten()
             .map(|time| ShrinkBudget::after_check(stats.steps, time));
         let cx = counterexample::build(
@@ -277,7 +277,7 @@ pub fn check<M: Model>(
         note,
         counterexample,
         stats,
-        check_ms,
+        check_ms: check_time.as_secs_f64() * 1e3,
         shrink_ms: explaining.elapsed().as_secs_f64() * 1e3,
     })
 }

@@ -37,39 +37,33 @@ pub(crate) fn run_in_rounds<M: Model>(
 ) -> (Vec<Finished<M::State>>, SearchStats) {
     let mut outcomes = Vec::new();
     let mut stats = SearchStats::default();
-    // Partitions with no overlapping operations need no search; if one is invalid, that settles it.
-    let mut tasks: Vec<(usize, Search<M>)> = Vec::with_capacity(partitions.len());
-    let mut decided_early = false;
-    for (i, partition) in partitions.iter().enumerate() {
-        if decided_early {
-            break;
+    // Set once any partition is proven invalid: the verdict cannot change, so the rest stop.
+    let decided = AtomicBool::new(false);
+    let mut finished = |i: usize, result: SearchResult<M::State>| {
+        if matches!(result, SearchResult::NotLinearizable(_)) {
+            decided.store(true, Ordering::Relaxed);
         }
-        if !sequential::is_sequential(&partition.ops) {
-            tasks.push((i, Search::new(model, &partition.ops, budget)));
-            continue;
-        }
-        let outcome = match sequential::check(model, &partition.ops, &mut stats) {
-            SearchResult::NotLinearizable(stuck) => {
-                decided_early = true;
-                PartitionOutcome::Invalid(stuck)
-            }
-            _ => PartitionOutcome::Valid,
-        };
         budget
             .progress
             .partitions_done
             .fetch_add(1, Ordering::Relaxed);
-        outcomes.push((i, outcome));
-    }
-    if decided_early {
-        for (_, search) in tasks.drain(..) {
-            search.finish(&mut stats);
+        outcomes.push((i, PartitionOutcome::from(result)));
+    };
+    // Partitions with no overlapping operations need no search.
+    let mut tasks: Vec<(usize, Search<M>)> = Vec::with_capacity(partitions.len());
+    for (i, partition) in partitions.iter().enumerate() {
+        if decided.load(Ordering::Relaxed) {
+            break;
+        }
+        if sequential::is_sequential(&partition.ops) {
+            finished(i, sequential::check(model, &partition.ops, &mut stats));
+        } else {
+            tasks.push((i, Search::new(model, &partition.ops, budget)));
         }
     }
-    let decided = AtomicBool::new(false);
     let mut slice = FIRST_SLICE;
     let mut first_round = true;
-    while !tasks.is_empty() {
+    while !tasks.is_empty() && !decided.load(Ordering::Relaxed) {
         let results = if first_round || tasks.len() == 1 {
             tasks
                 .iter_mut()
@@ -82,34 +76,33 @@ pub(crate) fn run_in_rounds<M: Model>(
         first_round = false;
         let mut unfinished = Vec::new();
         for ((i, search), result) in tasks.into_iter().zip(results) {
-            let Some(result) = result else {
-                unfinished.push((i, search));
-                continue;
-            };
-            search.finish(&mut stats);
-            budget
-                .progress
-                .partitions_done
-                .fetch_add(1, Ordering::Relaxed);
-            outcomes.push((
-                i,
-                match result {
-                    SearchResult::Linearizable => PartitionOutcome::Valid,
-                    SearchResult::NotLinearizable(stuck) => PartitionOutcome::Invalid(stuck),
-                    SearchResult::Aborted => PartitionOutcome::Aborted,
-                },
-            ));
-        }
-        tasks = unfinished;
-        if decided.load(Ordering::Relaxed) {
-            for (_, search) in tasks.drain(..) {
-                search.finish(&mut stats);
+            match result {
+                Some(result) => {
+                    search.finish(&mut stats);
+                    finished(i, result);
+                }
+                None => unfinished.push((i, search)),
             }
         }
+        tasks = unfinished;
         slice = slice.saturating_mul(2);
+    }
+    // Searches left when the verdict was settled.
+    for (_, search) in tasks {
+        search.finish(&mut stats);
     }
     outcomes.sort_by_key(|(i, _)| *i);
     (outcomes, stats)
+}
+
+impl<S> From<SearchResult<S>> for PartitionOutcome<S> {
+    fn from(result: SearchResult<S>) -> Self {
+        match result {
+            SearchResult::Linearizable => PartitionOutcome::Valid,
+            SearchResult::NotLinearizable(stuck) => PartitionOutcome::Invalid(stuck),
+            SearchResult::Aborted => PartitionOutcome::Aborted,
+        }
+    }
 }
 
 fn run_slice<M: Model>(
