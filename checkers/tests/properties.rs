@@ -3,7 +3,7 @@
 
 use checkers::history::{Event, EventType, History, Operation, Outcome};
 use checkers::model::{
-    Counter, FifoQueue, KeyValue, Model, MultiRegister, Mutex, Register, SetModel,
+    Counter, FifoQueue, KeyValue, KeyValueByKey, Model, MultiRegister, Mutex, Register, SetModel,
 };
 use checkers::{check, CheckOptions, FailureSemantics, Verdict};
 use proptest::prelude::*;
@@ -271,6 +271,12 @@ proptest! {
         agree(&KeyValue::new(&json!("")), &ops, FailureSemantics::DidNotHappen, false);
         agree(&KeyValue::new(&json!("")), &ops, FailureSemantics::DidNotHappen, true);
         agree(&KeyValue::new(&json!("")), &ops, FailureSemantics::Observed, true);
+        // The one-key model a split check uses, against the whole map replayed by brute force.
+        for failures in [FailureSemantics::DidNotHappen, FailureSemantics::Observed] {
+            let expected = brute_force(&KeyValue::new(&json!("")), &ops, failures);
+            let result = check(&KeyValueByKey::new(&json!("")), &ops, &options(failures, true)).unwrap();
+            prop_assert_eq!(result.valid == Verdict::Valid, expected, "{:#?}", ops);
+        }
     }
 
     #[test]

@@ -17,8 +17,8 @@ use counterexample::ShrinkBudget;
 
 use crate::history::{Operation, Outcome};
 use crate::model::{
-    Counter, FailureSemantics, FifoQueue, KeyValue, Model, ModelError, ModelKind, MultiRegister,
-    Mutex, Register, SetModel,
+    Counter, FailureSemantics, FifoQueue, KeyValue, KeyValueByKey, Model, ModelError, ModelKind,
+    MultiRegister, Mutex, Register, SetModel,
 };
 use budget::Budget;
 use rustc_hash::FxHashMap;
@@ -157,6 +157,10 @@ pub fn check_model(
     Ok(match kind {
         ModelKind::Register => check(&Register::new(init), ops, options)?,
         ModelKind::CasRegister => check(&Register::with_cas(init), ops, options)?,
+        // Split by key, each partition is one key: its state need not be a map.
+        ModelKind::KeyValue if options.split_by_key => {
+            check(&KeyValueByKey::new(init), ops, options)?
+        }
         ModelKind::KeyValue => check(&KeyValue::new(init), ops, options)?,
         ModelKind::MultiRegister => {
             check(&MultiRegister::new(init).map_err(bad_init)?, ops, options)?
@@ -310,7 +314,8 @@ fn partition<M: Model>(
     }
     // First each operation's group and each group's size, so that every partition is allocated
     // once at its size (a check of a small history is mostly such overheads).
-    let mut groups: FxHashMap<GroupKey, (usize, usize)> = FxHashMap::default();
+    let mut groups: FxHashMap<GroupKey, (usize, usize)> =
+        FxHashMap::with_capacity_and_hasher(ops.len().min(64), Default::default());
     let mut group_of = Vec::with_capacity(ops.len());
     for op in ops {
         let key = match (&op.key, split) {

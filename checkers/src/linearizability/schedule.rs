@@ -25,9 +25,14 @@ use std::sync::Mutex;
 /// that is quickly proven invalid does not wait behind many hard ones.
 const FIRST_SLICE: u64 = 1 << 8;
 
-/// Runs every partition's search to its end, or until one is proven invalid. The first round runs
-/// on the calling thread (a history of a few operations never wakes the thread pool); later
-/// rounds share the pool's threads through one queue, least advanced partitions first.
+/// Rounds run on the calling thread until the searches could have taken this many steps (a few
+/// milliseconds): handing work to the pool's threads and waking them costs tens of microseconds,
+/// more than a small history's whole check.
+const POOL_AFTER_STEPS: u64 = 1 << 15;
+
+/// Runs every partition's search to its end, or until one is proven invalid. The first rounds run
+/// on the calling thread (a small history never wakes the thread pool); later rounds share the
+/// pool's threads through one queue, least advanced partitions first.
 ///
 /// Returns the finished partitions' outcomes in key order, and the effort spent.
 pub(crate) fn run_in_rounds<M: Model>(
@@ -49,31 +54,43 @@ pub(crate) fn run_in_rounds<M: Model>(
             .fetch_add(1, Ordering::Relaxed);
         outcomes.push((i, PartitionOutcome::from(result)));
     };
-    // Partitions with no overlapping operations need no search.
-    let mut tasks: Vec<(usize, Search<M>)> = Vec::with_capacity(partitions.len());
+    // The first round runs on the calling thread as the searches are built, so that once one
+    // partition is proven invalid the rest are not even set up. Partitions with no overlapping
+    // operations need no search.
+    let mut tasks: Vec<(usize, Search<M>)> = Vec::new();
     for (i, partition) in partitions.iter().enumerate() {
         if decided.load(Ordering::Relaxed) {
             break;
         }
         if sequential::is_sequential(&partition.ops) {
             finished(i, sequential::check(model, &partition.ops, &mut stats));
-        } else {
-            tasks.push((i, Search::new(model, &partition.ops, budget)));
+            continue;
+        }
+        let mut search = Search::new(model, &partition.ops, budget);
+        match run_slice(&mut search, FIRST_SLICE, &decided) {
+            Some(result) => {
+                search.finish(&mut stats);
+                finished(i, result);
+            }
+            None => tasks.push((i, search)),
         }
     }
-    let mut slice = FIRST_SLICE;
-    let mut first_round = true;
+    let mut slice = FIRST_SLICE * 2;
+    // The most steps the rounds so far could have taken.
+    let mut allowed = FIRST_SLICE * partitions.len() as u64;
     while !tasks.is_empty() && !decided.load(Ordering::Relaxed) {
-        let results = if first_round || tasks.len() == 1 {
+        prioritize(&mut tasks);
+        let results = if tasks.len() == 1 || allowed < POOL_AFTER_STEPS {
+            let favoured = Favoured::new(tasks.len());
             tasks
                 .iter_mut()
-                .map(|(_, search)| run_slice(search, slice, &decided))
+                .enumerate()
+                .map(|(at, (_, search))| run_slice(search, favoured.slice(at, slice), &decided))
                 .collect()
         } else {
-            prioritize(&mut tasks);
             run_round_in_pool(&mut tasks, slice, &decided)
         };
-        first_round = false;
+        allowed = allowed.saturating_add(slice.saturating_mul(tasks.len() as u64));
         let mut unfinished = Vec::new();
         for ((i, search), result) in tasks.into_iter().zip(results) {
             match result {
@@ -130,6 +147,32 @@ fn prioritize<M: Model>(tasks: &mut [(usize, Search<M>)]) {
     });
 }
 
+/// The first tasks of a round (in [`prioritize`]'s order) get a larger slice: as many as the pool
+/// has threads, with bonuses that together at most double the round's work.
+struct Favoured {
+    count: usize,
+    bonus: u64,
+}
+
+impl Favoured {
+    fn new(tasks: usize) -> Favoured {
+        let count = rayon::current_num_threads().max(1);
+        Favoured {
+            count,
+            bonus: (tasks / count).max(1) as u64,
+        }
+    }
+
+    /// The slice of the task at position `at` in the round.
+    fn slice(&self, at: usize, slice: u64) -> u64 {
+        if at < self.count {
+            slice.saturating_mul(self.bonus)
+        } else {
+            slice
+        }
+    }
+}
+
 /// A task in a round's queue: its search, and what its slice ended with.
 struct Slot<'s, 'a, M: Model> {
     search: &'s mut Search<'a, M>,
@@ -143,10 +186,8 @@ fn run_round_in_pool<M: Model>(
     slice: u64,
     decided: &AtomicBool,
 ) -> Vec<Option<SearchResult<M::State>>> {
-    let threads = rayon::current_num_threads().max(1);
-    // As many favoured tasks as threads, each with a slice that together at most doubles the
-    // round's work.
-    let bonus = (tasks.len() / threads).max(1) as u64;
+    let favoured = Favoured::new(tasks.len());
+    let threads = favoured.count;
     let queue: Vec<Mutex<Slot<M>>> = tasks
         .iter_mut()
         .map(|(_, search)| {
@@ -163,12 +204,7 @@ fn run_round_in_pool<M: Model>(
                 let at = next.fetch_add(1, Ordering::Relaxed);
                 let Some(task) = queue.get(at) else { break };
                 let mut task = task.lock().unwrap_or_else(|e| e.into_inner());
-                let this_slice = if at < threads {
-                    slice.saturating_mul(bonus)
-                } else {
-                    slice
-                };
-                task.result = run_slice(task.search, this_slice, decided);
+                task.result = run_slice(task.search, favoured.slice(at, slice), decided);
             });
         }
     });

@@ -116,14 +116,18 @@ struct Bitsets {
 }
 
 impl Bitsets {
-    /// Room for `expected` stored sets before the arena first grows.
-    fn new(members: usize, expected: usize) -> Bitsets {
+    fn new(members: usize) -> Bitsets {
         let words = members.div_ceil(64);
         Bitsets {
             words,
             current: vec![0; words],
-            arena: Vec::with_capacity(words * expected),
+            arena: Vec::new(),
         }
+    }
+
+    /// Room for `sets` more stored sets before the arena next grows.
+    fn reserve(&mut self, sets: usize) {
+        self.arena.reserve(self.words * sets);
     }
 
     fn flip(&mut self, member: u32) {
@@ -159,17 +163,22 @@ struct States<'m, M: Model> {
     /// state can be a long string).
     ids: HashTable<(u64, u32)>,
     steps: FxHashMap<u64, u32>,
+    /// Whether to memoize steps: only once the search has backtracked, since until then it
+    /// never asks for the same step twice (save a read it tried before, which is cheap).
+    memoize: bool,
 }
 
 impl<'m, M: Model> States<'m, M> {
     /// `expected`: about how many states the search will meet, to size the tables once.
     fn new(model: &'m M, expected: usize) -> Self {
+        // The step memo starts empty: many searches never backtrack, and never use it.
         let mut states = States {
             model,
             values: Vec::with_capacity(expected),
             bytes: 0,
             ids: HashTable::with_capacity(expected),
-            steps: FxHashMap::with_capacity_and_hasher(expected, FxBuildHasher),
+            steps: FxHashMap::default(),
+            memoize: false,
         };
         states.intern(model.init());
         states
@@ -196,8 +205,10 @@ impl<'m, M: Model> States<'m, M> {
     /// leaves the state as it was, so its result is not interned (hashed and compared) again.
     fn step(&mut self, state: u32, op_index: u32, op: &M::Op, read_only: bool) -> u32 {
         let key = (u64::from(state) << 32) | u64::from(op_index);
-        if let Some(&next) = self.steps.get(&key) {
-            return next;
+        if self.memoize {
+            if let Some(&next) = self.steps.get(&key) {
+                return next;
+            }
         }
         let current = &self.values[state as usize];
         let next = if read_only {
@@ -212,7 +223,9 @@ impl<'m, M: Model> States<'m, M> {
                 None => NIL,
             }
         };
-        self.steps.insert(key, next);
+        if self.memoize {
+            self.steps.insert(key, next);
+        }
         next
     }
 
@@ -268,8 +281,17 @@ pub(crate) struct Search<'a, M: Model> {
     /// Where the walk is, so a slice can end anywhere and the next resume there.
     state: u32,
     fresh: bool,
-    /// Reused buffer for `reads_satisfiable`.
+    /// Reused buffer for `unsatisfiable_read`.
     scratch: Vec<u32>,
+    /// Whether to look ahead for reads that can no longer succeed: only once the search has
+    /// had to backtrack, since a search that never does (most partitions of a valid history)
+    /// gains nothing from it.
+    pruning: bool,
+    /// Whether configurations go into the cache yet: not until the first backtrack, since a
+    /// search that only goes forward never meets one twice (see `start_recording`).
+    recording: bool,
+    /// Distinct configurations entered.
+    configurations: u64,
     steps: u64,
 }
 
@@ -281,6 +303,39 @@ fn ret_node(op: u32) -> u32 {
 }
 fn node_op(node: u32) -> (u32, bool) {
     ((node - 1) / 2, node % 2 == 1)
+}
+
+/// About how many configurations and states a search of `n` operations meets: tables are sized
+/// for it once, since growing them from nothing rehashes them again and again (capped: a hard
+/// search grows them anyway).
+fn expected_configurations(n: usize) -> usize {
+    (2 * n).min(1 << 14)
+}
+
+/// Operations by the position of their return (indeterminate ones last, in call order), with
+/// that position. Returns come nearly sorted when taken in call order (an operation rarely
+/// overlaps more than a few others), so an insertion sort costs little more than a pass; one that
+/// has to shift too much gives way to a full sort.
+fn returns_in_order<O>(ops: &[SearchOp<O>]) -> Vec<(u32, usize)> {
+    let n = ops.len();
+    let mut definite: Vec<(u32, usize)> = Vec::with_capacity(n);
+    let mut shifts = 0usize;
+    for (op, o) in ops.iter().enumerate() {
+        let Some(position) = o.ret else { continue };
+        definite.push((op as u32, position));
+        let mut at = definite.len() - 1;
+        while at > 0 && definite[at - 1].1 > position && shifts <= 8 * n {
+            definite.swap(at - 1, at);
+            at -= 1;
+            shifts += 1;
+        }
+    }
+    if shifts > 8 * n {
+        definite.sort_unstable_by_key(|&(_, position)| position);
+    }
+    let indeterminate = ops.iter().enumerate().filter(|(_, o)| o.ret.is_none());
+    definite.extend(indeterminate.map(|(op, o)| (op as u32, usize::MAX / 2 + o.call)));
+    definite
 }
 
 /// SplitMix64: deterministic, well-mixed words for Zobrist hashing.
@@ -295,20 +350,11 @@ impl<'a, M: Model> Search<'a, M> {
     pub(crate) fn new(model: &'a M, ops: &'a [SearchOp<M::Op>], budget: &'a Budget) -> Self {
         let n = ops.len();
         let nodes = 2 * n + 1;
-        // Most searches meet a few configurations per operation; growing tables from nothing
-        // rehashes them again and again, so start them near that size (capped: a hard search
-        // grows them anyway).
-        let expected = (4 * n).min(1 << 14);
+        let expected = expected_configurations(n);
         // Order nodes by time: calls and definite returns by history position; indeterminate
         // returns after everything, in call order. Calls are in order already (ops are in
-        // invocation order), and returns nearly so; sort those (in place: positions are
-        // unique), then merge.
-        let mut returns: Vec<u32> = (0..n as u32).collect();
-        let ret_position = |op: u32| {
-            let op = &ops[op as usize];
-            op.ret.unwrap_or(usize::MAX / 2 + op.call)
-        };
-        returns.sort_unstable_by_key(|&op| ret_position(op));
+        // invocation order), and returns nearly so; sort those, then merge.
+        let returns = returns_in_order(ops);
         let mut next = vec![NIL; nodes];
         let mut prev = vec![NIL; nodes];
         let mut last = HEAD;
@@ -319,8 +365,8 @@ impl<'a, M: Model> Search<'a, M> {
         };
         let (mut call, mut ret) = (0u32, 0usize);
         while ret < n {
-            let returning = returns[ret];
-            if (call as usize) < n && ops[call as usize].call < ret_position(returning) {
+            let (returning, position) = returns[ret];
+            if (call as usize) < n && ops[call as usize].call < position {
                 link(call_node(call));
                 call += 1;
             } else {
@@ -347,11 +393,11 @@ impl<'a, M: Model> Search<'a, M> {
             next,
             prev,
             member,
-            definite: Bitsets::new(definite as usize, expected),
-            indeterminate: Bitsets::new(indeterminate as usize, expected),
+            definite: Bitsets::new(definite as usize),
+            indeterminate: Bitsets::new(indeterminate as usize),
             zobrist: (0..n as u64).map(splitmix).collect(),
             hash: 0,
-            cache: HashTable::with_capacity(expected),
+            cache: HashTable::new(),
             stack: Vec::with_capacity(n),
             best: None,
             reported: 0,
@@ -360,6 +406,9 @@ impl<'a, M: Model> Search<'a, M> {
             state: 0, // the initial state is interned first
             fresh: true,
             scratch: Vec::new(),
+            pruning: false,
+            recording: false,
+            configurations: 0,
             steps: 0,
         }
     }
@@ -396,7 +445,12 @@ impl<'a, M: Model> Search<'a, M> {
 
     /// Records the current configuration; false if it, or one that dominates it, was seen.
     fn remember(&mut self, state: u32) -> bool {
-        let hash = self.hash ^ splitmix(u64::from(state) ^ 0x5EED);
+        if !self.recording {
+            // Going forward only, every configuration is new (it holds one operation more).
+            self.configurations += 1;
+            return true;
+        }
+        let hash = self.config_hash(state);
         let mut same_definite: Option<u32> = None;
         for entry in self.cache.iter_hash(hash) {
             if entry.hash != hash || entry.state != state {
@@ -414,7 +468,19 @@ impl<'a, M: Model> Search<'a, M> {
                 return false;
             }
         }
-        let definite = same_definite.unwrap_or_else(|| self.definite.store_current());
+        self.store(hash, state, same_definite);
+        self.configurations += 1;
+        true
+    }
+
+    fn config_hash(&self, state: u32) -> u64 {
+        self.hash ^ splitmix(u64::from(state) ^ 0x5EED)
+    }
+
+    /// Adds the current configuration to the cache (`definite`: a stored slot equal to the
+    /// current definite set, if one is known).
+    fn store(&mut self, hash: u64, state: u32, definite: Option<u32>) {
+        let definite = definite.unwrap_or_else(|| self.definite.store_current());
         let indeterminate = self.indeterminate.store_current();
         let entry = CacheEntry {
             hash,
@@ -423,7 +489,28 @@ impl<'a, M: Model> Search<'a, M> {
             indeterminate,
         };
         self.cache.insert_unique(hash, entry, |e| e.hash);
-        true
+    }
+
+    /// Starts recording configurations, at the search's first backtrack. Until then it only went
+    /// forward, so the configurations it went through are those along the current path: they are
+    /// recorded now, as they would have been on the way.
+    fn start_recording(&mut self, state: u32) {
+        self.recording = true;
+        // Sized now rather than up front: many searches never get here.
+        let expected = expected_configurations(self.ops.len());
+        self.cache.reserve(expected, |e| e.hash);
+        self.definite.reserve(expected);
+        self.indeterminate.reserve(expected);
+        let depth = self.stack.len();
+        for k in (0..depth).rev() {
+            let after = self.stack.get(k + 1).map_or(state, |next| next.state);
+            let hash = self.config_hash(after);
+            self.store(hash, after, None);
+            self.toggle(self.stack[k].op);
+        }
+        for k in 0..depth {
+            self.toggle(self.stack[k].op);
+        }
     }
 
     fn approx_bytes(&self) -> usize {
@@ -509,6 +596,14 @@ impl<'a, M: Model> Search<'a, M> {
     /// Undoes frames until one whose siblings are still worth trying, whose level then goes on;
     /// `None` when the search space is exhausted.
     fn backtrack(&mut self, state: &mut u32) -> Option<()> {
+        if !self.recording {
+            self.start_recording(*state);
+        }
+        self.pruning = true;
+        if !self.states.memoize {
+            self.states.memoize = true;
+            self.states.steps.reserve(self.states.values.capacity());
+        }
         loop {
             let frame = self.stack.pop()?;
             *state = frame.state;
@@ -541,7 +636,10 @@ impl<'a, M: Model> Search<'a, M> {
         if blocked == NIL {
             return Opened::Linearized;
         }
-        if let Some(read) = self.unsatisfiable_read(state, start) {
+        if !self.pruning {
+            // Nothing has failed yet: looking ahead for reads that cannot succeed would cost more
+            // than it could save.
+        } else if let Some(read) = self.unsatisfiable_read(state, start) {
             self.candidates.truncate(start);
             self.note_stuck(read, state);
             return Opened::Dead;
@@ -703,7 +801,7 @@ impl<'a, M: Model> Search<'a, M> {
     /// Adds this search's effort to `stats` and returns its memory to the budget.
     pub(crate) fn finish(self, stats: &mut SearchStats) {
         stats.steps += self.steps;
-        stats.configurations += self.cache.len() as u64;
+        stats.configurations += self.configurations;
         stats.states += self.states.values.len() as u64;
         self.budget.release(self.reported);
     }

@@ -33,8 +33,7 @@ pub(crate) fn check<M: Model>(
             if model.admits(&state, &op.op) {
                 continue;
             }
-        } else if let Some(next) = model.step(&state, &op.op) {
-            state = next;
+        } else if model.apply(&mut state, &op.op) {
             stats.states += 1;
             continue;
         }

@@ -16,7 +16,7 @@ mod set;
 
 pub use atom::Atom;
 pub use counter::Counter;
-pub use kv::KeyValue;
+pub use kv::{KeyValue, KeyValueByKey};
 pub use multi_register::MultiRegister;
 pub use mutex::Mutex;
 pub use queue::FifoQueue;
@@ -52,6 +52,19 @@ pub trait Model: Send + Sync {
 
     /// `Some(next)` if `op` could take effect in `state` producing its observed output.
     fn step(&self, state: &Self::State, op: &Self::Op) -> Option<Self::State>;
+
+    /// `step` in place, for replaying a sequence where the state before is not needed again:
+    /// applies `op` to `state` and returns true, or returns false and leaves `state` as it was.
+    /// Worth overriding when a state is costly to copy.
+    fn apply(&self, state: &mut Self::State, op: &Self::Op) -> bool {
+        match self.step(state, op) {
+            Some(next) => {
+                *state = next;
+                true
+            }
+            None => false,
+        }
+    }
 
     /// Whether a read-only `op` could take effect in `state`: `step` without building the
     /// unchanged state again. Worth overriding when a state is costly to copy.
