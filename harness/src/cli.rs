@@ -45,6 +45,11 @@ pub enum Command {
     Heal(HealArgs),
     /// Check what a backend needs and print which faults will work, with the fix for each.
     Doctor(DoctorArgs),
+    /// Targets: list the shipped ones, print one, or check a target file.
+    Target {
+        #[command(subcommand)]
+        action: TargetAction,
+    },
     /// The docker backend's node image.
     Image {
         #[command(subcommand)]
@@ -156,6 +161,16 @@ pub struct DoctorArgs {
     /// docker: check this cluster's nodes [default: a probe container made for the check].
     #[arg(long)]
     pub cluster: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TargetAction {
+    /// The shipped targets, with what each runs.
+    List,
+    /// Print a target's file (a shipped name or a path).
+    Show { target: String },
+    /// Check a target file: its keys, templates and options. Exit 3 on an error naming the key.
+    Check { file: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]

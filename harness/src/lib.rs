@@ -13,11 +13,11 @@ pub mod cli;
 pub mod commands;
 pub mod fuzzing;
 pub mod logging;
-pub mod profile;
 pub mod runner;
 pub mod sizes;
 pub mod spec;
 pub mod store;
+pub mod target;
 
 use clap::Parser;
 use std::process::ExitCode;

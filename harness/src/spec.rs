@@ -22,9 +22,14 @@ pub struct SpecFile {
     /// The test's name in the store [default: <target>-<workload>].
     #[arg(long)]
     pub name: Option<String>,
-    /// The system under test: raft-kv, quorum, twopc or echo [default: raft-kv].
+    /// The system under test: a shipped target (raft-kv, quorum, twopc, echo, etcd: see
+    /// `fissure target list`) or a target file's path [default: raft-kv].
     #[arg(long)]
     pub target: Option<String>,
+    /// A target option, NAME=VALUE (repeatable; see `fissure target show TARGET`).
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    #[serde(default, deserialize_with = "text::list_opt")]
+    pub set: Option<Vec<String>>,
     /// register, bank, set or counter [default: register; bank on twopc].
     #[arg(long)]
     pub workload: Option<String>,
@@ -140,12 +145,27 @@ impl SpecFile {
 
     /// `self` with every setting `over` gives replaced (flags override the file).
     pub fn overridden_by(self, over: SpecFile) -> SpecFile {
+        // Options add up: the file's, then the flags' (a later NAME wins).
+        let set = match (self.set.clone(), over.set.clone()) {
+            (Some(mut mine), Some(theirs)) => {
+                mine.extend(theirs);
+                Some(mine)
+            }
+            (mine, theirs) => theirs.or(mine),
+        };
+        let mut merged = self.pick_over(over);
+        merged.set = set;
+        merged
+    }
+
+    fn pick_over(self, over: SpecFile) -> SpecFile {
         macro_rules! pick {
             ($($field:ident),*) => { SpecFile { $($field: over.$field.or(self.$field)),* } };
         }
         pick!(
             name,
             target,
+            set,
             workload,
             nemesis,
             backend,
@@ -210,7 +230,16 @@ impl FromStr for BackendKind {
 pub struct RunSpec {
     /// The test's name in the store (`store/<name>/<stamp>/`).
     pub name: String,
+    /// A shipped target's name, or a target file's absolute path.
     pub target: String,
+    /// The target's definition, as its file says.
+    pub def: crate::target::TargetDef,
+    /// The folder the target file's relative paths start from.
+    pub target_dir: PathBuf,
+    /// The target's options, every one given (defaults filled in).
+    pub options: std::collections::BTreeMap<String, String>,
+    /// The bank workload's accounts on this target and cluster.
+    pub accounts: Vec<String>,
     pub workload: workloads::workload::WorkloadKind,
     pub nemesis: Vec<nuclei::nemesis::FaultKind>,
     pub backend: BackendKind,
@@ -269,24 +298,31 @@ impl SpecFile {
         use nuclei::nemesis::NemesisConfig;
         let nemesis_defaults = NemesisConfig::default();
         let target = self.target.clone().unwrap_or(defaults::TARGET.into());
-        if !crate::profile::TARGETS.contains(&target.as_str()) {
-            bail!(
-                "target: unknown target {target:?}; choose one of {}",
-                crate::profile::TARGETS.join(", ")
-            );
-        }
+        let found =
+            crate::target::Target::find(&target).map_err(|e| anyhow::anyhow!("target: {e:#}"))?;
+        // A file is remembered by its absolute path, so the stored spec reruns from anywhere.
+        let target = match &found.file {
+            Some(file) => file.display().to_string(),
+            None => target,
+        };
+        let def = &found.def;
         let workload: workloads::workload::WorkloadKind = self
             .workload
             .as_deref()
-            .unwrap_or(if target == "twopc" {
-                "bank"
-            } else {
-                defaults::WORKLOAD
+            .unwrap_or_else(|| {
+                if def.workloads.iter().any(|w| w == defaults::WORKLOAD) {
+                    defaults::WORKLOAD
+                } else {
+                    def.workloads[0].as_str()
+                }
             })
             .parse()
             .map_err(|e| anyhow::anyhow!("workload: {e}"))?;
-        workloads::workload::supports(workload, &target)
+        def.check_workload(workload)
             .map_err(|e| anyhow::anyhow!("workload: {e}"))?;
+        let options = def
+            .options_for(self.set.as_deref().unwrap_or_default())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let nemesis = match &self.nemesis {
             Some(list) => parse_list(list, "nemesis")?,
             None => parse_list(defaults::NEMESIS, "nemesis")?,
@@ -313,10 +349,17 @@ impl SpecFile {
                 .len(),
             (None, None) => defaults::NODES,
         };
-        crate::profile::check_nodes(&target, nodes).map_err(|e| anyhow::anyhow!("nodes: {e}"))?;
+        def.check_nodes(nodes)
+            .map_err(|e| anyhow::anyhow!("nodes: {e}"))?;
         if let Some(bug) = &self.bug {
-            crate::profile::check_bug(&target, bug).map_err(|e| anyhow::anyhow!("bug: {e}"))?;
+            def.check_bug(bug)
+                .map_err(|e| anyhow::anyhow!("bug: {e}"))?;
         }
+        def.check_faults(&nemesis, backend)
+            .map_err(|e| anyhow::anyhow!("nemesis: {e}"))?;
+        let accounts = def
+            .bank_accounts(nodes, &options)
+            .map_err(|e| anyhow::anyhow!("target: {e}"))?;
         let time_limit = self.time_limit.unwrap_or(defaults::TIME_LIMIT);
         if time_limit.is_zero() {
             bail!("time-limit: must be more than 0 (e.g. 30s)");
@@ -352,11 +395,15 @@ impl SpecFile {
         let workload_name = workload.to_string();
         let name = match &self.name {
             Some(name) => check_name(name)?,
-            None => format!("{target}-{workload_name}"),
+            None => format!("{}-{workload_name}", def.name),
         };
         let spec = RunSpec {
             name,
             target,
+            def: def.clone(),
+            target_dir: found.base_dir(),
+            options,
+            accounts,
             workload,
             nemesis,
             backend,
@@ -451,6 +498,11 @@ impl RunSpec {
         SpecFile {
             name: Some(self.name.clone()),
             target: Some(self.target.clone()),
+            set: Some(
+                (self.options.iter())
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect(),
+            ),
             workload: Some(self.workload.to_string()),
             nemesis: names(&strings(&self.nemesis)),
             backend: Some(self.backend.name().into()),
@@ -490,12 +542,28 @@ impl RunSpec {
         }
     }
 
+    /// The workload as this target's client runs it: a bundled target's by its mode (quorum has
+    /// no cas), any other's with every operation its workloads define.
+    pub fn build_workload(&self) -> anyhow::Result<workloads::workload::Workload> {
+        let options = self.workload_options();
+        match &self.def.bundled {
+            Some(mode) => workloads::workload::build(self.workload, mode, &options),
+            None => workloads::workload::build_with_cas(self.workload, &options),
+        }
+        .map_err(anyhow::Error::msg)
+    }
+
     /// The workload settings for [`workloads::workload`].
     pub fn workload_options(&self) -> workloads::workload::WorkloadOptions {
         workloads::workload::WorkloadOptions {
             keys_per_window: self.keys_per_window,
             ops_per_key: self.ops_per_key,
-            accounts: crate::profile::accounts(&self.target, self.nodes),
+            accounts: self.accounts.clone(),
+            initial_balance: self
+                .options
+                .get("initial-balance")
+                .and_then(|b| b.parse().ok())
+                .unwrap_or(workloads::workload::WorkloadOptions::default().initial_balance),
             ..Default::default()
         }
     }

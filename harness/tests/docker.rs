@@ -462,7 +462,7 @@ fn latency_goes_through_link_daemons_and_loss_through_iptables() {
     if !docker_available("latency_and_loss") {
         return;
     }
-    use harness::backend::remote::{RemoteCluster, TargetConfig};
+    use harness::backend::remote::{Launch, RemoteCluster, TargetConfig};
     use harness::backend::RunCluster;
     use nuclei::control::{ClusterControl, LinkQuality};
     let cluster = Cluster::up("lat", 2);
@@ -470,14 +470,20 @@ fn latency_goes_through_link_daemons_and_loss_through_iptables() {
     let logs = tempfile::tempdir().unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
+        let raft = harness::target::Target::find("raft-kv").unwrap().def;
+        let options = raft.options_for(&[]).unwrap();
         let config = TargetConfig {
-            target: "raft-kv".into(),
-            node_args: (0..2)
-                .map(|i| harness::profile::node_args("raft-kv", 2, i, None))
-                .collect(),
+            launch: Launch::Bundled {
+                mode: "raft-kv".into(),
+                node_args: (0..2)
+                    .map(|i| raft.bundled_args(2, i, &options, None).unwrap())
+                    .collect(),
+            },
+            nodes: 2,
             program: harness::backend::docker::program(),
             logs_dir: logs.path().to_path_buf(),
             start_timeout: Duration::from_secs(20),
+            link_faults: true,
         };
         let remote = RemoteCluster::start(state.clone(), config, None)
             .await

@@ -10,6 +10,7 @@ mod recheck;
 pub mod report;
 pub mod run;
 mod run_output;
+mod target;
 
 use crate::cli::{Cli, Command};
 
@@ -34,6 +35,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Cluster { action } => cluster::run(action),
         Command::Heal(args) => cluster::heal(args),
         Command::Doctor(args) => doctor::run(args),
+        Command::Target { action } => target::run(action),
         Command::Image { action } => cluster::image(action),
         Command::Links { config, faults } => {
             runtime()?.block_on(nuclei::link::daemon::run_from_files(&config, &faults))?;

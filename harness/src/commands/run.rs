@@ -6,12 +6,14 @@
 use super::run_output::{self, Progress};
 use crate::analysis;
 use crate::backend::local::{LocalCluster, LocalConfig};
+use crate::backend::remote::file_target::FileTarget;
+use crate::backend::remote::Launch;
 use crate::backend::{docker, RunCluster};
 use crate::cli::RunArgs;
 use crate::runner::{self, recorder, RunInputs};
 use crate::spec::{BackendKind, RunSpec, SpecFile};
 use crate::store::RunDir;
-use crate::{logging, profile, EXIT_ERROR, EXIT_INVALID, EXIT_UNKNOWN, EXIT_VALID};
+use crate::{logging, EXIT_ERROR, EXIT_INVALID, EXIT_UNKNOWN, EXIT_VALID};
 use anyhow::Context;
 use checkers::Verdict;
 use nuclei::control::ClusterControl;
@@ -54,9 +56,7 @@ pub async fn execute(spec: RunSpec, launched: Instant) -> anyhow::Result<u8> {
     let run = RunDir::create(&spec.store, &spec.name)?;
     logging::log_to(&run.log())?;
     tracing::info!(dir = %run.path.display(), seed = spec.seed, "run starting");
-    let mut workload =
-        workloads::workload::build(spec.workload, &spec.target, &spec.workload_options())
-            .map_err(anyhow::Error::msg)?;
+    let mut workload = spec.build_workload()?;
     run.write_json(
         "test.json",
         &json!({
@@ -182,13 +182,34 @@ async fn start_cluster(
     run: &RunDir,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Arc<dyn RunCluster>> {
-    let node_args: Vec<Vec<String>> = (0..spec.nodes)
-        .map(|i| profile::node_args(&spec.target, spec.nodes, i, spec.bug.as_deref()))
-        .collect();
+    let launch = match &spec.def.bundled {
+        Some(mode) => Launch::Bundled {
+            mode: mode.clone(),
+            node_args: (0..spec.nodes)
+                .map(|i| {
+                    spec.def
+                        .bundled_args(spec.nodes, i, &spec.options, spec.bug.as_deref())
+                })
+                .collect::<anyhow::Result<_>>()?,
+        },
+        None => Launch::File(Box::new(FileTarget {
+            def: spec.def.clone(),
+            options: spec.options.clone(),
+            bug: spec.bug.clone(),
+            base_dir: spec.target_dir.clone(),
+        })),
+    };
     match spec.backend {
         BackendKind::Local => {
+            let Launch::Bundled { mode, node_args } = launch else {
+                anyhow::bail!(
+                    "{}: the local backend runs only Fissure's bundled targets so far; use \
+                     --backend docker for a target started by its own command",
+                    spec.def.name
+                );
+            };
             let starting = LocalCluster::start(LocalConfig {
-                target: spec.target.clone(),
+                target: mode,
                 nodes: spec.nodes,
                 node_args,
                 program: held_binary()?,
@@ -206,9 +227,17 @@ async fn start_cluster(
         BackendKind::Docker => {
             let cluster = docker::start_for_run(docker::RunRequest {
                 cluster: spec.cluster.clone(),
-                target: spec.target.clone(),
-                node_args,
+                launch,
+                nodes: spec.nodes,
+                packages: spec.def.install.packages.clone(),
                 logs_dir: run.nodes(),
+                start_timeout: spec.def.ready_timeout()?,
+                link_faults: spec.nemesis.iter().any(|f| {
+                    matches!(
+                        f,
+                        nuclei::nemesis::FaultKind::Latency | nuclei::nemesis::FaultKind::Loss
+                    )
+                }),
             })
             .await?;
             if *stop.borrow() {

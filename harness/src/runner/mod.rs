@@ -59,13 +59,29 @@ pub fn client_factory(spec: &RunSpec, client_addrs: &[(NodeId, String)]) -> Clie
     let addrs = client_addrs.to_vec();
     let concurrency = spec.concurrency as u64;
     let kind = spec.workload;
-    let target = spec.target.clone();
     let options = spec.workload_options();
+    let clients = ClientKind::of(spec);
     Arc::new(move |process| {
         let (node, addr) = &addrs[((process % concurrency) as usize) % addrs.len()];
-        let client = workloads::workload::target_client(kind, &target, addr.clone(), &options);
+        let client = match &clients {
+            ClientKind::Bundled(mode) => {
+                workloads::workload::target_client(kind, mode, addr.clone(), &options)
+            }
+        };
         (client, node.clone())
     })
+}
+
+/// Which client a run's target is driven with.
+enum ClientKind {
+    /// Fissure's own protocol, for a mode of its node binary.
+    Bundled(String),
+}
+
+impl ClientKind {
+    fn of(spec: &RunSpec) -> ClientKind {
+        ClientKind::Bundled(spec.def.bundled.clone().unwrap_or_default())
+    }
 }
 
 /// The workload's operations at the spec's total rate, through the main phase and recovery: the

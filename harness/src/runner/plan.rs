@@ -16,9 +16,7 @@ const SIMULATED_LATENCY: Duration = Duration::from_millis(5);
 /// The first `max_ops` client invocations and every fault of the main phase, in time order, one
 /// JSON object each (`time_ms`, `process`, `f`, `key`, `value`).
 pub fn plan(spec: &RunSpec, max_ops: u64) -> anyhow::Result<Vec<Value>> {
-    let workload =
-        workloads::workload::build(spec.workload, &spec.target, &spec.workload_options())
-            .map_err(anyhow::Error::msg)?;
+    let workload = spec.build_workload()?;
     let mut generator = limit(max_ops, super::paced_main(spec, workload.main));
     let config = SimConfig {
         concurrency: spec.concurrency,

@@ -220,12 +220,20 @@ pub fn build(
     options: &WorkloadOptions,
 ) -> Result<Workload, String> {
     supports(kind, target)?;
+    build_for(kind, Target::parse(target)?.has_cas(), options)
+}
+
+/// The workload `kind` for a client that serves every operation the workloads define (cas
+/// included): a target defined by a file, with a built-in client or an adapter.
+pub fn build_with_cas(kind: WorkloadKind, options: &WorkloadOptions) -> Result<Workload, String> {
+    build_for(kind, true, options)
+}
+
+fn build_for(kind: WorkloadKind, cas: bool, options: &WorkloadOptions) -> Result<Workload, String> {
     options.validate(kind)?;
-    let target = Target::parse(target)?;
     let o = options;
     Ok(match kind {
         WorkloadKind::Register => {
-            let cas = target.has_cas();
             let weights = RegisterMix {
                 read: 1,
                 write: 1,

@@ -44,6 +44,16 @@ pub async fn up(
     nodes: usize,
     ephemeral: bool,
 ) -> anyhow::Result<(ClusterState, UpTimings)> {
+    up_with(name, nodes, ephemeral, &[]).await
+}
+
+/// [`up`] on the node image with a target's Debian packages added.
+pub async fn up_with(
+    name: &str,
+    nodes: usize,
+    ephemeral: bool,
+    packages: &[String],
+) -> anyhow::Result<(ClusterState, UpTimings)> {
     state::check_name(name)?;
     if !(1..=64).contains(&nodes) {
         bail!("--nodes must be between 1 and 64 for a docker cluster, got {nodes}");
@@ -56,7 +66,7 @@ pub async fn up(
     }
     let mut timings = UpTimings::default();
     let started = Instant::now();
-    let image = image::ensure().await?;
+    let image = image::ensure_with(packages).await?;
     timings.image = started.elapsed();
     let mut cluster = ClusterState {
         name: name.to_string(),

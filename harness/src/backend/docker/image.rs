@@ -52,13 +52,35 @@ pub fn suite() -> String {
     }
 }
 
-/// The image reference for the current recipe: `fissure-node:<12 hex digits>`.
+/// Every package of an image: the base ones, then a target's (sorted, without repeats).
+fn packages(extra: &[String]) -> Vec<String> {
+    let mut extra: Vec<String> = extra
+        .iter()
+        .filter(|p| !PACKAGES.contains(&p.as_str()))
+        .cloned()
+        .collect();
+    extra.sort();
+    extra.dedup();
+    PACKAGES
+        .iter()
+        .map(|p| p.to_string())
+        .chain(extra)
+        .collect()
+}
+
+/// The image reference for the base recipe: `fissure-node:<12 hex digits>`.
 pub fn reference() -> String {
+    reference_with(&[])
+}
+
+/// The image reference for the base recipe plus a target's Debian packages (a target file's
+/// `install.packages`): another set of packages is another image.
+pub fn reference_with(extra: &[String]) -> String {
     let mut hash = Sha256::new();
     for part in [
         RECIPE_VERSION,
         &suite(),
-        &PACKAGES.join(","),
+        &packages(extra).join(","),
         ENTRYPOINT,
         SSHD_CONFIG,
     ] {
@@ -72,20 +94,31 @@ pub fn reference() -> String {
 
 /// The node image, built first if it is not cached.
 pub async fn ensure() -> anyhow::Result<String> {
-    let reference = reference();
+    ensure_with(&[]).await
+}
+
+/// The node image with a target's packages, built first if it is not cached.
+pub async fn ensure_with(extra: &[String]) -> anyhow::Result<String> {
+    let reference = reference_with(extra);
     engine::daemon_version().await?;
     if engine::image_exists(&reference).await? {
         tracing::debug!(image = %reference, "node image cached");
         return Ok(reference);
     }
-    build().await
+    build_with(extra).await
 }
 
 /// Builds the node image now (even if cached) and returns its reference.
 pub async fn build() -> anyhow::Result<String> {
+    build_with(&[]).await
+}
+
+/// Builds the node image with a target's packages now (even if cached).
+pub async fn build_with(extra: &[String]) -> anyhow::Result<String> {
     engine::daemon_version().await?;
-    let reference = reference();
-    tokio::task::spawn_blocking(move || build_blocking(&reference).map(|()| reference))
+    let reference = reference_with(extra);
+    let packages = packages(extra);
+    tokio::task::spawn_blocking(move || build_blocking(&reference, &packages).map(|()| reference))
         .await
         .context("the image build task failed")?
 }
@@ -160,7 +193,7 @@ fn image_id(reference: &str) -> Option<String> {
     (!id.is_empty()).then_some(id)
 }
 
-fn build_blocking(reference: &str) -> anyhow::Result<()> {
+fn build_blocking(reference: &str, packages: &[String]) -> anyhow::Result<()> {
     ensure_mmdebstrap()?;
     if !nix::unistd::geteuid().is_root() {
         bail!("building the node image needs root (mmdebstrap --mode=root): run `sudo fissure image build`");
@@ -191,7 +224,7 @@ fn build_blocking(reference: &str) -> anyhow::Result<()> {
         "--mode=root",
         "--variant=minbase",
         "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr",
-        &format!("--include={}", PACKAGES.join(",")),
+        &format!("--include={}", packages.join(",")),
     ]);
     for hook in &hooks {
         mmdebstrap.arg(format!("--customize-hook={hook}"));

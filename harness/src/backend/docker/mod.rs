@@ -6,7 +6,7 @@ pub mod cluster;
 pub mod engine;
 pub mod image;
 
-use crate::backend::remote::{RemoteCluster, TargetConfig, TeardownFn};
+use crate::backend::remote::{Launch, RemoteCluster, TargetConfig, TeardownFn};
 use crate::backend::state::ClusterState;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -20,18 +20,25 @@ pub fn program() -> String {
 pub struct RunRequest {
     /// An existing cluster (`fissure cluster up`), or `None` for one made for this run.
     pub cluster: Option<String>,
-    pub target: String,
-    pub node_args: Vec<Vec<String>>,
+    pub launch: Launch,
+    pub nodes: usize,
+    /// Debian packages the target needs in the node image.
+    pub packages: Vec<String>,
     pub logs_dir: PathBuf,
+    /// How long a node may take to come up.
+    pub start_timeout: Duration,
+    /// The run adds latency or loss.
+    pub link_faults: bool,
 }
 
 /// Starts the target on a docker cluster: the named one, or a new one that the run's shutdown
 /// removes. A cluster made here is removed again if the start fails.
 pub async fn start_for_run(request: RunRequest) -> anyhow::Result<RemoteCluster> {
-    let nodes = request.node_args.len();
+    let nodes = request.nodes;
     let (state, ephemeral) = match &request.cluster {
         Some(name) => {
             let state = ClusterState::load(name)?;
+            check_packages(&state, &request.packages)?;
             cluster::install_binary(&state)?;
             (state, false)
         }
@@ -43,7 +50,7 @@ pub async fn start_for_run(request: RunRequest) -> anyhow::Result<RemoteCluster>
                 std::process::id(),
                 rand::random::<u16>()
             );
-            let (state, timings) = cluster::up(&name, nodes, true).await?;
+            let (state, timings) = cluster::up_with(&name, nodes, true, &request.packages).await?;
             tracing::info!(?timings, "cluster {name} made for this run");
             (state, true)
         }
@@ -56,11 +63,12 @@ pub async fn start_for_run(request: RunRequest) -> anyhow::Result<RemoteCluster>
         down
     });
     let config = TargetConfig {
-        target: request.target,
-        node_args: request.node_args,
+        launch: request.launch,
+        nodes,
         program: program(),
         logs_dir: request.logs_dir,
-        start_timeout: Duration::from_secs(20),
+        start_timeout: request.start_timeout,
+        link_faults: request.link_faults,
     };
     match RemoteCluster::start(state, config, teardown).await {
         Ok(cluster) => Ok(cluster),
@@ -73,4 +81,17 @@ pub async fn start_for_run(request: RunRequest) -> anyhow::Result<RemoteCluster>
             Err(e)
         }
     }
+}
+
+/// An existing cluster runs a target only if its image has the target's packages.
+fn check_packages(state: &ClusterState, packages: &[String]) -> anyhow::Result<()> {
+    if packages.is_empty() || state.image == image::reference_with(packages) {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "cluster {} was made without this target's packages ({}): make one for it with \
+         `fissure cluster up --target TARGET`, or run without --cluster",
+        state.name,
+        packages.join(", ")
+    )
 }

@@ -2,11 +2,13 @@
 //! bundled target installed and started on each, faults through
 //! [`nuclei::ssh_faults::SshFaults`], logs brought back into the run's directory.
 
+pub mod file_target;
 pub mod setup;
 
 use crate::backend::state::ClusterState;
 use crate::backend::{status, RunCluster};
 use anyhow::{bail, Context};
+use file_target::{FileTarget, NodeCommands, Ready};
 use nuclei::control::{ClusterControl, Grudge, LinkQuality, NodeId, NodeState};
 use nuclei::remote::{Fleet, HostKeys, Remote, RemoteOptions, SshTarget};
 use nuclei::ssh_faults::ledger::Ledger;
@@ -105,16 +107,37 @@ pub fn faults(cluster: &ClusterState) -> anyhow::Result<SshFaults> {
 /// What to run on the nodes.
 #[derive(Clone, Debug)]
 pub struct TargetConfig {
-    /// The fissure-node mode.
-    pub target: String,
-    /// Per node, mode-specific flags.
-    pub node_args: Vec<Vec<String>>,
-    /// The binary's path on the nodes.
+    pub launch: Launch,
+    pub nodes: usize,
+    /// Fissure's binary on the nodes.
     pub program: String,
     /// Where each node's logs are kept: `<logs_dir>/<id>/`.
     pub logs_dir: PathBuf,
     /// How long a node may take to answer after it is started.
     pub start_timeout: Duration,
+    /// The run adds latency or loss, which a target file's target can only take from netem.
+    pub link_faults: bool,
+}
+
+/// How the target is started.
+#[derive(Clone, Debug)]
+pub enum Launch {
+    /// A mode of Fissure's node binary, with each node's mode-specific flags.
+    Bundled {
+        mode: String,
+        node_args: Vec<Vec<String>>,
+    },
+    /// A target file's own commands.
+    File(Box<FileTarget>),
+}
+
+impl TargetConfig {
+    fn name(&self) -> &str {
+        match &self.launch {
+            Launch::Bundled { mode, .. } => mode,
+            Launch::File(file) => &file.def.name,
+        }
+    }
 }
 
 /// A target running on SSH nodes.
@@ -127,6 +150,8 @@ pub struct RemoteCluster {
     closed: AtomicBool,
     /// Called once at the end of [`RunCluster::shutdown`]: removes a cluster made for the run.
     teardown: tokio::sync::Mutex<Option<TeardownFn>>,
+    /// A target file's commands, rendered for each node (empty for a bundled target).
+    commands: Vec<NodeCommands>,
     /// This run's hold on the cluster, released when the run ends (or dies).
     _lock: crate::backend::state::ClusterLock,
 }
@@ -146,17 +171,35 @@ impl RemoteCluster {
         config: TargetConfig,
         teardown: Option<TeardownFn>,
     ) -> anyhow::Result<RemoteCluster> {
-        if config.node_args.len() != cluster.nodes.len() {
+        if config.nodes != cluster.nodes.len() {
             bail!(
                 "cluster {} has {} nodes but the run asks for {}: use --nodes {} or another cluster",
                 cluster.name,
                 cluster.nodes.len(),
-                config.node_args.len(),
+                config.nodes,
                 cluster.nodes.len()
             );
         }
-        let lock = cluster.lock(&format!("fissure run of {}", config.target))?;
+        let lock = cluster.lock(&format!("fissure run of {}", config.name()))?;
         let faults = faults(&cluster)?;
+        let commands = match &config.launch {
+            Launch::Bundled { .. } => Vec::new(),
+            Launch::File(file) => {
+                if config.link_faults
+                    && !matches!(faults.latency_mechanism(), LatencyMechanism::Netem { .. })
+                {
+                    bail!(
+                        "{} cannot take latency or loss on cluster {}: its kernel has no netem, and                          Fissure's link proxies need a target whose peers can be pointed at them                          (bundled targets); leave latency and loss out of --nemesis",
+                        file.def.name,
+                        cluster.name
+                    );
+                }
+                let ips: Vec<String> = cluster.nodes.iter().map(|n| n.ip.clone()).collect();
+                (0..ips.len())
+                    .map(|i| file.render(&ips, i, &config.program))
+                    .collect::<anyhow::Result<_>>()?
+            }
+        };
         let states = cluster
             .nodes
             .iter()
@@ -169,6 +212,7 @@ impl RemoteCluster {
             states: Mutex::new(states),
             closed: AtomicBool::new(false),
             teardown: tokio::sync::Mutex::new(teardown),
+            commands,
             _lock: lock,
         };
         let fleet = remote.faults.fleet();
@@ -202,21 +246,47 @@ impl RemoteCluster {
             .exec_ok_all(&setup::prepare_node(), SETUP_TIMEOUT)
             .await
             .context("preparing the nodes")?;
-        let daemon = remote.link_daemon();
-        let peers = remote.peers();
+        match &remote.config.launch {
+            Launch::Bundled { mode, node_args } => remote.install_bundled(mode, node_args).await?,
+            Launch::File(file) => remote.install_file_target(file).await?,
+        }
+        for node in remote.nodes() {
+            remote.faults.start(&node).await?;
+        }
+        for node in remote.nodes() {
+            remote.wait_ready(&node).await?;
+        }
+        for (node, commands) in remote.nodes().iter().zip(&remote.commands) {
+            if let Some(setup) = &commands.setup {
+                let remote_node = remote.faults.fleet().get(node)?;
+                remote_node
+                    .exec_ok(setup, SETUP_TIMEOUT)
+                    .await
+                    .with_context(|| format!("the target's setup on {node}"))?;
+            }
+        }
+        Ok(remote)
+    }
+
+    /// Uploads each node's launch script for a mode of Fissure's node binary, and starts the link
+    /// daemons when latency goes through them.
+    async fn install_bundled(&self, mode: &str, node_args: &[Vec<String>]) -> anyhow::Result<()> {
+        let fleet = self.faults.fleet();
+        let daemon = self.link_daemon();
+        let peers = self.peers();
         let mut uploads = tokio::task::JoinSet::new();
         for (i, node) in fleet.remotes().iter().enumerate() {
             let layout = NodeLayout {
                 nodes: &peers,
                 me: i,
-                program: &remote.config.program,
-                target: &remote.config.target,
-                extra: &remote.config.node_args[i],
+                program: &self.config.program,
+                target: mode,
+                extra: &node_args[i],
                 link_daemon: daemon,
             };
             let (script, links) = (layout.launch_script(), layout.links());
             let node = node.clone();
-            let program = remote.config.program.clone();
+            let program = self.config.program.clone();
             uploads.spawn(async move {
                 node.upload_bytes(script.into_bytes(), commands::LAUNCH_SCRIPT, 0o755)
                     .await?;
@@ -235,20 +305,78 @@ impl RemoteCluster {
         while let Some(done) = uploads.join_next().await {
             done.context("a node setup task failed")??;
         }
-        for node in remote.nodes() {
-            remote.faults.start(&node).await?;
+        Ok(())
+    }
+
+    /// Copies a target file's files onto every node, runs its install commands and its wipe, and
+    /// uploads each node's launch script.
+    async fn install_file_target(&self, file: &FileTarget) -> anyhow::Result<()> {
+        let fleet = self.faults.fleet();
+        let mut uploads = tokio::task::JoinSet::new();
+        for (node, commands) in fleet.remotes().iter().zip(&self.commands) {
+            let node = node.clone();
+            let commands = commands.clone();
+            let script = file_target::launch_script(node.node(), &commands.start);
+            let mut files = Vec::new();
+            for f in &file.def.install.files {
+                let from = file.base_dir.join(&f.from);
+                let bytes = std::fs::read(&from).with_context(|| {
+                    format!(
+                        "{}: install.files: cannot read {}",
+                        file.def.name,
+                        from.display()
+                    )
+                })?;
+                let mode =
+                    i32::from_str_radix(f.mode.trim_start_matches("0o"), 8).map_err(|_| {
+                        anyhow::anyhow!(
+                            "{}: install.files: mode {:?} is not octal",
+                            file.def.name,
+                            f.mode
+                        )
+                    })?;
+                files.push((bytes, f.to.clone(), mode));
+            }
+            uploads.spawn(async move {
+                for (bytes, to, mode) in files {
+                    node.upload_bytes(bytes, &to, mode).await?;
+                }
+                for command in commands.install.iter().chain(&commands.wipe) {
+                    node.exec_ok(command, SETUP_TIMEOUT * 4)
+                        .await
+                        .with_context(|| format!("on {}: {command}", node.node()))?;
+                }
+                node.upload_bytes(script.into_bytes(), commands::LAUNCH_SCRIPT, 0o755)
+                    .await?;
+                anyhow::Ok(())
+            });
         }
-        for node in remote.nodes() {
-            remote.wait_ready(&node).await?;
+        while let Some(done) = uploads.join_next().await {
+            done.context("a node setup task failed")??;
         }
-        Ok(remote)
+        Ok(())
     }
 
     fn link_daemon(&self) -> bool {
-        matches!(
-            self.faults.latency_mechanism(),
-            LatencyMechanism::LinkDaemon
-        )
+        matches!(self.config.launch, Launch::Bundled { .. })
+            && matches!(
+                self.faults.latency_mechanism(),
+                LatencyMechanism::LinkDaemon
+            )
+    }
+
+    /// Where clients reach the target on each node.
+    fn client_port(&self) -> u16 {
+        match &self.config.launch {
+            Launch::Bundled { .. } => CLIENT_PORT,
+            Launch::File(file) => file.def.ports.client,
+        }
+    }
+
+    fn node_index(&self, node: &str) -> anyhow::Result<usize> {
+        (self.cluster.nodes.iter())
+            .position(|n| n.id == node)
+            .with_context(|| format!("no node {node:?} in cluster {}", self.cluster.name))
     }
 
     fn peers(&self) -> Vec<Peer> {
@@ -265,10 +393,8 @@ impl RemoteCluster {
     }
 
     fn client_addr(&self, node: &str) -> anyhow::Result<String> {
-        match self.cluster.nodes.iter().find(|n| n.id == node) {
-            Some(n) => Ok(format!("{}:{CLIENT_PORT}", n.ip)),
-            None => bail!("no node {node:?} in cluster {}", self.cluster.name),
-        }
+        let n = &self.cluster.nodes[self.node_index(node)?];
+        Ok(format!("{}:{}", n.ip, self.client_port()))
     }
 
     fn set_state(&self, node: &str, state: NodeState) {
@@ -287,14 +413,31 @@ impl RemoteCluster {
         let addr = self.client_addr(node)?;
         let deadline = Instant::now() + self.config.start_timeout;
         let mut checks = 0u32;
+        let ready = (self.commands.get(self.node_index(node)?)).map(|c| match &c.ready {
+            Ready::Tcp(port) => file_target::port_listening(*port),
+            Ready::Command(command) => command.clone(),
+        });
         loop {
-            match status::status(&addr, status::STATUS_TIMEOUT).await {
-                Ok(answer) if answer.id == node => {
-                    self.set_state(node, NodeState::Running);
-                    return Ok(());
+            match &ready {
+                None => match status::status(&addr, status::STATUS_TIMEOUT).await {
+                    Ok(answer) if answer.id == node => {
+                        self.set_state(node, NodeState::Running);
+                        return Ok(());
+                    }
+                    Ok(answer) => bail!("{addr} answers as {}, not {node}", answer.id),
+                    Err(_) => {}
+                },
+                Some(check) => {
+                    let remote = self.faults.fleet().get(node)?;
+                    if remote
+                        .exec(check, SETUP_TIMEOUT)
+                        .await
+                        .is_ok_and(|out| out.code == 0)
+                    {
+                        self.set_state(node, NodeState::Running);
+                        return Ok(());
+                    }
                 }
-                Ok(answer) => bail!("{addr} answers as {}, not {node}", answer.id),
-                Err(_) => {}
             }
             checks += 1;
             let dead = checks.is_multiple_of(10)
@@ -339,6 +482,19 @@ impl RemoteCluster {
                     if to == "node.log" {
                         failures.push(format!("{}'s {to}: {e:#}", remote.node()));
                     }
+                }
+            }
+            // A target file's own logs, under their file names.
+            let index = self.node_index(remote.node()).ok();
+            let files = index
+                .and_then(|i| self.commands.get(i))
+                .map(|c| &c.log_files);
+            for from in files.into_iter().flatten() {
+                let name = std::path::Path::new(from)
+                    .file_name()
+                    .map_or_else(|| "log".into(), |n| n.to_string_lossy().to_string());
+                if let Err(e) = remote.download(from, &dir.join(&name)).await {
+                    failures.push(format!("{}'s {from}: {e:#}", remote.node()));
                 }
             }
         }
@@ -414,8 +570,33 @@ impl ClusterControl for RemoteCluster {
             .nodes()
             .into_iter()
             .filter(|n| self.state(n) == NodeState::Running);
-        let addrs: anyhow::Result<Vec<String>> = running.map(|n| self.client_addr(&n)).collect();
-        Ok(status::primaries_at(addrs?).await)
+        if self.commands.is_empty() {
+            let addrs: anyhow::Result<Vec<String>> =
+                running.map(|n| self.client_addr(&n)).collect();
+            return Ok(status::primaries_at(addrs?).await);
+        }
+        // A target file's primaries command, run on every running node; none: nobody knows.
+        let names = self.nodes();
+        let mut primaries = Vec::new();
+        for node in running {
+            let Some(command) = self.commands[self.node_index(&node)?].primaries.as_ref() else {
+                continue;
+            };
+            let out = self
+                .faults
+                .fleet()
+                .get(&node)?
+                .exec(command, file_target::PRIMARIES_TIMEOUT)
+                .await;
+            if let Ok(out) = out {
+                for name in file_target::parse_primaries(&out.stdout, &names) {
+                    if !primaries.contains(&name) {
+                        primaries.push(name);
+                    }
+                }
+            }
+        }
+        Ok(primaries)
     }
 
     fn node_states(&self) -> BTreeMap<NodeId, NodeState> {
@@ -451,8 +632,9 @@ impl ClusterControl for RemoteCluster {
 #[async_trait::async_trait]
 impl RunCluster for RemoteCluster {
     fn client_addrs(&self) -> Vec<(NodeId, String)> {
+        let port = self.client_port();
         (self.cluster.nodes.iter())
-            .map(|n| (n.id.clone(), format!("{}:{CLIENT_PORT}", n.ip)))
+            .map(|n| (n.id.clone(), format!("{}:{port}", n.ip)))
             .collect()
     }
 

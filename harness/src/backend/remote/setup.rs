@@ -91,23 +91,7 @@ impl NodeLayout<'_> {
     /// restart needs nothing from the controller.
     pub fn launch_script(&self) -> String {
         let command: Vec<String> = self.command().iter().map(|a| shell_quote(a)).collect();
-        let level = std::env::var("FISSURE_NODE_LOG").unwrap_or_else(|_| "info".into());
-        format!(
-            "#!/bin/sh\n\
-             # Starts node {id}'s target. Written by fissure; restarts and `fissure heal` run it.\n\
-             cd {NODE_DIR} || exit 1\n\
-             lib=$(ls /usr/lib/*/faketime/libfaketime.so.1 /usr/lib/faketime/libfaketime.so.1 2>/dev/null | head -n 1)\n\
-             if [ -z \"$lib\" ]; then echo 'libfaketime is not installed on this node, so clock \
-             faults cannot work: install it (Debian: apt-get install faketime) or rebuild the \
-             image (fissure image build)' >&2; exit 1; fi\n\
-             RUST_LOG={level} LD_PRELOAD=\"$lib\" FAKETIME_TIMESTAMP_FILE={CLOCK_FILE} \
-             FAKETIME_DONT_FAKE_MONOTONIC=1 FAKETIME_NO_CACHE=1 FAKETIME_DISABLE_SHM=1 \
-             nohup {command} >> {NODE_LOG} 2>&1 < /dev/null &\n\
-             echo $! > {PID_FILE}\n",
-            id = self.nodes[self.me].id,
-            level = shell_quote(&level),
-            command = command.join(" "),
-        )
+        launch_script_for(&self.nodes[self.me].id, &command.join(" "))
     }
 
     /// The link daemon's proxies on this node: the client link in front of the target, and one
@@ -130,6 +114,27 @@ impl NodeLayout<'_> {
         }
         LinksConfig { links }
     }
+}
+
+/// The launch script of node `id` for a command line (already quoted for the shell): starts it in
+/// the background under libfaketime (realtime only: timers stay monotonic and real) and records
+/// its pid. Kept on the node so that a restart needs nothing from the controller.
+pub fn launch_script_for(id: &str, command: &str) -> String {
+    let level = std::env::var("FISSURE_NODE_LOG").unwrap_or_else(|_| "info".into());
+    format!(
+        "#!/bin/sh\n\
+         # Starts node {id}'s target. Written by fissure; restarts and `fissure heal` run it.\n\
+         cd {NODE_DIR} || exit 1\n\
+         lib=$(ls /usr/lib/*/faketime/libfaketime.so.1 /usr/lib/faketime/libfaketime.so.1 2>/dev/null | head -n 1)\n\
+         if [ -z \"$lib\" ]; then echo 'libfaketime is not installed on this node, so clock \
+         faults cannot work: install it (Debian: apt-get install faketime) or rebuild the \
+         image (fissure image build)' >&2; exit 1; fi\n\
+         RUST_LOG={level} LD_PRELOAD=\"$lib\" FAKETIME_TIMESTAMP_FILE={CLOCK_FILE} \
+         FAKETIME_DONT_FAKE_MONOTONIC=1 FAKETIME_NO_CACHE=1 FAKETIME_DISABLE_SHM=1 \
+         nohup {command} >> {NODE_LOG} 2>&1 < /dev/null &\n\
+         echo $! > {PID_FILE}\n",
+        level = shell_quote(&level),
+    )
 }
 
 /// Stops the process in `pid_file`: SIGTERM (and SIGCONT, since a stopped process only acts on
