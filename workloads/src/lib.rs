@@ -11,6 +11,7 @@
 //!
 //! The driver loop over real time belongs to the runner (crate `harness`).
 
+pub mod adapter;
 pub mod bank;
 pub mod client;
 pub mod generator;
