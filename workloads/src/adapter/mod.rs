@@ -116,7 +116,7 @@ impl AdapterCommand {
 /// pass for the answer to a later one.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-/// Spawn failures are warned about at the first and then every this many.
+/// Spawn failures are warned about at the first, then once in every this many.
 const SPAWN_WARN_EVERY: u64 = 100;
 
 /// Adapters for one run: makes [`AdapterClient`]s and keeps healthy adapters between them.
@@ -293,7 +293,7 @@ impl AdapterClient {
                 Ok(adapter) => self.adapter = Some(adapter),
                 Err(e) => {
                     let n = self.shared.spawn_failures.fetch_add(1, Ordering::Relaxed) + 1;
-                    if n == 1 || n % SPAWN_WARN_EVERY == 0 {
+                    if n % SPAWN_WARN_EVERY == 1 {
                         tracing::warn!(
                             process = self.process,
                             failures = n,
@@ -319,11 +319,11 @@ impl AdapterClient {
         tracing::warn!(
             process = self.process,
             node = %self.node,
-            "adapter {} (pid {pid}) {what} on request {id} ({} {}); the operation is info, the \
+            "adapter {} (pid {pid}) {what} on request {id} ({}{}); the operation is info, the \
              adapter was killed{status} and will be restarted. {fix} Its stderr is in {}",
             self.shared.command.display(),
             op.f,
-            op.key.as_ref().map_or(String::new(), |k| format!("key {k}")),
+            op.key.as_ref().map_or(String::new(), |k| format!(" on key {k}")),
             log.display()
         );
         ClientReply::info(format!("adapter {what}"))
