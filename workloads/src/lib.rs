@@ -14,6 +14,7 @@
 pub mod adapter;
 pub mod bank;
 pub mod client;
+pub mod etcd;
 pub mod generator;
 pub mod register;
 pub mod set;
