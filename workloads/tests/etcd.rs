@@ -22,6 +22,8 @@ use workloads::workload::WorkloadKind;
 
 const ETCD: &str = "/usr/bin/etcd";
 const TIMEOUT: Duration = Duration::from_secs(2);
+/// How late past its timeout an operation may end on a loaded machine.
+const SLACK: Duration = Duration::from_secs(1);
 
 /// Whether to run: false (with a note) under `FISSURE_SKIP_ETCD=1`; a panic that names the
 /// package if etcd is missing.
@@ -358,10 +360,7 @@ async fn a_silent_endpoint_is_info_for_writes_and_fail_for_reads() {
         let reply = c.invoke(&op, timeout).await;
         let took = started.elapsed();
         assert!(want.contains(&reply.outcome), "{op:?}: {reply:?}");
-        assert!(
-            took >= timeout && took < timeout + Duration::from_millis(300),
-            "{took:?}"
-        );
+        assert!(took >= timeout && took < timeout + SLACK, "{took:?}");
     }
     accepted.abort();
 }
@@ -390,7 +389,7 @@ async fn a_killed_member_never_answers_ok() {
         let started = Instant::now();
         let reply = c.invoke(&op, TIMEOUT).await;
         assert_ne!(reply.outcome, Outcome::Ok, "{op:?}: {reply:?}");
-        assert!(started.elapsed() <= TIMEOUT + Duration::from_millis(300));
+        assert!(started.elapsed() <= TIMEOUT + SLACK);
         if i == 0 {
             // Sent on the old connection: it may have reached etcd (unless it is a read).
             continue;
