@@ -11,8 +11,10 @@
 //!
 //! The driver loop over real time belongs to the runner (crate `harness`).
 
+pub mod adapter;
 pub mod bank;
 pub mod client;
+pub mod etcd;
 pub mod generator;
 pub mod register;
 pub mod set;
