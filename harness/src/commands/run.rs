@@ -111,6 +111,7 @@ pub async fn execute(spec: RunSpec, launched: Instant) -> anyhow::Result<u8> {
         stop: stop_rx.clone(),
         counters: progress.counters(),
         active_faults: progress.active_faults(),
+        clients_dir: run.path.join("clients"),
     })
     .await;
 

@@ -15,6 +15,7 @@ use nuclei::nemesis::Nemesis;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use recorder::Recorder;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -42,6 +43,8 @@ pub struct RunInputs {
     /// Shared with the progress bar.
     pub counters: Arc<Counters>,
     pub active_faults: ActiveFaults,
+    /// Where client adapters' logs go.
+    pub clients_dir: PathBuf,
 }
 
 /// How the run went (the verdict comes later, from the checkers).
@@ -55,18 +58,26 @@ pub struct RunReport {
 
 /// One client per process, talking to node `(process % concurrency) % nodes`: a retired
 /// process's replacement talks to the same node.
-pub fn client_factory(spec: &RunSpec, client_addrs: &[(NodeId, String)]) -> ClientFactory {
+pub fn client_factory(
+    spec: &RunSpec,
+    client_addrs: &[(NodeId, String)],
+    clients_dir: &Path,
+) -> ClientFactory {
     let addrs = client_addrs.to_vec();
     let concurrency = spec.concurrency as u64;
     let kind = spec.workload;
     let options = spec.workload_options();
-    let clients = ClientKind::of(spec);
+    let clients = ClientKind::of(spec, clients_dir);
     Arc::new(move |process| {
         let (node, addr) = &addrs[((process % concurrency) as usize) % addrs.len()];
         let client = match &clients {
             ClientKind::Bundled(mode) => {
                 workloads::workload::target_client(kind, mode, addr.clone(), &options)
             }
+            ClientKind::Etcd(etcd) => {
+                workloads::etcd::etcd_client(kind, format!("http://{addr}"), etcd)
+            }
+            ClientKind::Adapter(pool) => pool.client(process, node.clone(), addr.clone()),
         };
         (client, node.clone())
     })
@@ -76,12 +87,56 @@ pub fn client_factory(spec: &RunSpec, client_addrs: &[(NodeId, String)]) -> Clie
 enum ClientKind {
     /// Fissure's own protocol, for a mode of its node binary.
     Bundled(String),
+    Etcd(workloads::etcd::EtcdOptions),
+    /// A program speaking the adapter protocol (docs/adapters.md).
+    Adapter(workloads::adapter::AdapterPool),
 }
 
 impl ClientKind {
-    fn of(spec: &RunSpec) -> ClientKind {
-        ClientKind::Bundled(spec.def.bundled.clone().unwrap_or_default())
+    fn of(spec: &RunSpec, clients_dir: &Path) -> ClientKind {
+        let client = &spec.def.client;
+        if let Some(adapter) = &client.adapter {
+            let command = workloads::adapter::AdapterCommand {
+                program: resolve_path(&spec.target_dir, &adapter.program),
+                args: (adapter.args.iter())
+                    .map(|a| resolve_path(&spec.target_dir, a))
+                    .collect(),
+                env: (adapter.env.iter())
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            };
+            let pool = workloads::adapter::AdapterPool::new(
+                command,
+                spec.workload,
+                &spec.workload_options(),
+                clients_dir.to_path_buf(),
+            );
+            return ClientKind::Adapter(pool);
+        }
+        match client.builtin.as_deref() {
+            Some("etcd") => ClientKind::Etcd(workloads::etcd::EtcdOptions {
+                reads: match spec.options.get("reads").map(String::as_str) {
+                    Some("serializable") => workloads::etcd::EtcdReads::Serializable,
+                    _ => workloads::etcd::EtcdReads::Linearizable,
+                },
+                ..Default::default()
+            }),
+            _ => ClientKind::Bundled(spec.def.bundled.clone().unwrap_or_default()),
+        }
     }
+}
+
+/// A relative path in a target file that names a file next to it, made absolute (so that an
+/// adapter runs from anywhere); anything else as it is.
+fn resolve_path(base: &Path, item: &str) -> String {
+    let path = Path::new(item);
+    if path.is_relative() && item.contains('/') || path.extension().is_some() {
+        let joined = base.join(path);
+        if joined.exists() {
+            return joined.display().to_string();
+        }
+    }
+    item.to_string()
 }
 
 /// The workload's operations at the spec's total rate, through the main phase and recovery: the
@@ -101,8 +156,9 @@ pub async fn run_test(inputs: RunInputs) -> anyhow::Result<RunReport> {
         mut stop,
         counters,
         active_faults,
+        clients_dir,
     } = inputs;
-    let factory = client_factory(&spec, &client_addrs);
+    let factory = client_factory(&spec, &client_addrs, &clients_dir);
     let mut driver = Driver::new(
         spec.concurrency,
         spec.op_timeout,
