@@ -38,9 +38,14 @@ pub struct SpecFile {
     #[arg(long, value_delimiter = ',')]
     #[serde(default, deserialize_with = "text::list_opt")]
     pub nemesis: Option<Vec<String>>,
-    /// Where nodes run: local or docker [default: local].
+    /// Where nodes run: local, docker, or none (a system you already run, at --endpoints:
+    /// clients only, no faults) [default: local].
     #[arg(long)]
     pub backend: Option<String>,
+    /// --backend none: the nodes' client addresses, comma separated (host:port).
+    #[arg(long, value_delimiter = ',')]
+    #[serde(default, deserialize_with = "text::list_opt")]
+    pub endpoints: Option<Vec<String>>,
     /// docker: run on this cluster (from `fissure cluster up`) instead of a cluster made for
     /// the run and removed after it.
     #[arg(long)]
@@ -166,6 +171,7 @@ impl SpecFile {
             name,
             target,
             set,
+            endpoints,
             workload,
             nemesis,
             backend,
@@ -200,6 +206,8 @@ pub enum BackendKind {
     Local,
     /// A container per node, controlled over SSH.
     Docker,
+    /// A system the user already runs, at `--endpoints`: clients only, no faults.
+    None,
 }
 
 impl BackendKind {
@@ -207,6 +215,7 @@ impl BackendKind {
         match self {
             BackendKind::Local => "local",
             BackendKind::Docker => "docker",
+            BackendKind::None => "none",
         }
     }
 }
@@ -217,10 +226,13 @@ impl FromStr for BackendKind {
         match s {
             "local" => Ok(BackendKind::Local),
             "docker" => Ok(BackendKind::Docker),
+            "none" => Ok(BackendKind::None),
             "ssh" | "vagrant" => Err(format!(
                 "the {s} backend is not built yet; use --backend local or docker"
             )),
-            other => Err(format!("unknown backend {other:?}; use local or docker")),
+            other => Err(format!(
+                "unknown backend {other:?}; use local, docker, or none (an existing system)"
+            )),
         }
     }
 }
@@ -232,6 +244,8 @@ pub struct RunSpec {
     pub name: String,
     /// A shipped target's name, or a target file's absolute path.
     pub target: String,
+    /// `--backend none`: the client addresses of a system already running.
+    pub endpoints: Vec<String>,
     /// The target's definition, as its file says.
     pub def: crate::target::TargetDef,
     /// The folder the target file's relative paths start from.
@@ -323,16 +337,42 @@ impl SpecFile {
         let options = def
             .options_for(self.set.as_deref().unwrap_or_default())
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let nemesis = match &self.nemesis {
-            Some(list) => parse_list(list, "nemesis")?,
-            None => parse_list(defaults::NEMESIS, "nemesis")?,
-        };
         let backend: BackendKind = self
             .backend
             .as_deref()
             .unwrap_or("local")
             .parse()
             .map_err(|e| anyhow::anyhow!("backend: {e}"))?;
+        let nemesis = match &self.nemesis {
+            Some(list) => parse_list(list, "nemesis")?,
+            // An existing system is not Fissure's to break.
+            None if backend == BackendKind::None => Vec::new(),
+            None => parse_list(defaults::NEMESIS, "nemesis")?,
+        };
+        let endpoints = self.endpoints.clone().unwrap_or_default();
+        match backend {
+            BackendKind::None if endpoints.is_empty() => bail!(
+                "endpoints: --backend none needs the nodes' client addresses, e.g. \
+                 --endpoints 10.0.0.1:2379,10.0.0.2:2379"
+            ),
+            BackendKind::None if !nemesis.is_empty() => bail!(
+                "nemesis: --backend none makes no faults (the system is not Fissure's to break); \
+                 use --nemesis none"
+            ),
+            BackendKind::None => {
+                for e in &endpoints {
+                    if e.rsplit_once(':')
+                        .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
+                    {
+                        bail!("endpoints: {e:?} is not host:port");
+                    }
+                }
+            }
+            _ if !endpoints.is_empty() => {
+                bail!("endpoints: only for --backend none (a system you already run)")
+            }
+            _ => {}
+        }
         if let Some(cluster) = &self.cluster {
             if backend != BackendKind::Docker {
                 bail!("cluster: --cluster names a docker cluster; add --backend docker");
@@ -342,6 +382,11 @@ impl SpecFile {
         }
         // On an existing cluster, the run uses all of its nodes unless told otherwise.
         let nodes = match (self.nodes, &self.cluster) {
+            (Some(nodes), _) if backend == BackendKind::None && nodes != endpoints.len() => bail!(
+                "nodes: --nodes {nodes} but {} endpoints; leave --nodes out",
+                endpoints.len()
+            ),
+            _ if backend == BackendKind::None => endpoints.len(),
             (Some(nodes), _) => nodes,
             (None, Some(cluster)) => crate::backend::state::ClusterState::load(cluster)
                 .map_err(|e| anyhow::anyhow!("cluster: {e:#}"))?
@@ -399,6 +444,7 @@ impl SpecFile {
         };
         let spec = RunSpec {
             name,
+            endpoints,
             target,
             def: def.clone(),
             target_dir: found.base_dir(),
@@ -506,6 +552,7 @@ impl RunSpec {
             workload: Some(self.workload.to_string()),
             nemesis: names(&strings(&self.nemesis)),
             backend: Some(self.backend.name().into()),
+            endpoints: (!self.endpoints.is_empty()).then(|| self.endpoints.clone()),
             cluster: self.cluster.clone(),
             nodes: Some(self.nodes),
             time_limit: Some(self.time_limit),

@@ -211,6 +211,7 @@ fn spec_rows(spec: &Value) -> Vec<(String, String)> {
     for (label, key) in [
         ("target", "target"),
         ("planted bug", "bug"),
+        ("target options", "set"),
         ("workload", "workload"),
         ("faults", "nemesis"),
         ("fault interval", "nemesis-interval"),
@@ -226,6 +227,12 @@ fn spec_rows(spec: &Value) -> Vec<(String, String)> {
         if !value.is_empty() {
             rows.push((label.to_string(), value));
         }
+    }
+    if spec["backend"] == "none" {
+        rows.push((
+            "faults".to_string(),
+            "off: clients only, against a system already running (--backend none)".to_string(),
+        ));
     }
     rows
 }

@@ -6,9 +6,11 @@
 //! - [`docker`]: a container per node ([`docker::cluster`]), built from an image Fissure makes
 //!   itself ([`docker::image`]), and controlled only over SSH like any remote host
 //!   ([`remote`]).
+//! - [`existing`]: `--backend none`, a system the user already runs: clients only, no faults.
 //! - [`state`]: a cluster's state directory (nodes, key pair, pinned host keys, fault ledger).
 
 pub mod docker;
+pub mod existing;
 pub mod local;
 pub mod remote;
 pub mod state;

@@ -323,7 +323,7 @@ fn cases(campaign: &str, outcomes: &[Outcome]) -> Vec<reports::junit::Case> {
                 .unwrap_or_else(|| o.log.display().to_string());
             reports::junit::Case {
                 name: o.run.name.clone(),
-                classname: format!("{campaign}.{}", o.run.spec.target),
+                classname: format!("{campaign}.{}", o.run.spec.def.name),
                 seconds: o.seconds,
                 failure: (!o.met).then(|| reports::junit::Failure {
                     message: o.reason.clone(),

@@ -267,7 +267,7 @@ fn expand(
                         let mut spec = settings.resolve()?;
                         let mut name = format!(
                             "{campaign}-{label}-{}-{}-{}-s{}",
-                            spec.target,
+                            spec.def.name,
                             spec.workload,
                             if spec.nemesis.is_empty() {
                                 "none".to_string()

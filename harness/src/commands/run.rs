@@ -5,6 +5,7 @@
 
 use super::run_output::{self, Progress};
 use crate::analysis;
+use crate::backend::existing::ExistingCluster;
 use crate::backend::local::{LocalCluster, LocalConfig};
 use crate::backend::remote::file_target::FileTarget;
 use crate::backend::remote::Launch;
@@ -139,6 +140,8 @@ pub async fn execute(spec: RunSpec, launched: Instant) -> anyhow::Result<u8> {
         "clock_mechanism": cluster.clock_mechanism(),
         "first_op_ms": first_op.map(|d| d.as_secs_f64() * 1e3),
         "cluster_ready_ms": cluster_ready.as_secs_f64() * 1e3,
+        "faults_off": (spec.backend == BackendKind::None)
+            .then_some("--backend none: clients only, against a system already running"),
     });
     // What the run saw is stored before checking, so a check cut short (Ctrl-C) can be
     // redone later with `fissure check <run-dir>` without losing it.
@@ -201,6 +204,7 @@ async fn start_cluster(
         })),
     };
     match spec.backend {
+        BackendKind::None => Ok(Arc::new(ExistingCluster::new(&spec.endpoints))),
         BackendKind::Local => {
             let Launch::Bundled { mode, node_args } = launch else {
                 anyhow::bail!(

@@ -35,7 +35,7 @@ impl Progress {
             .expect("a valid template")
             .progress_chars("=> "),
         );
-        bar.set_prefix(format!("{} {}", spec.target, spec.workload));
+        bar.set_prefix(format!("{} {}", spec.def.name, spec.workload));
         let counters: Arc<Counters> = Arc::default();
         let active: ActiveFaults = Arc::default();
         let started: Arc<Mutex<Option<Instant>>> = Arc::default();
@@ -135,7 +135,7 @@ pub fn summary(
     let _ = writeln!(
         out,
         "{} {} on {} nodes{bug}, nemesis {}, {}, seed {}: {word}",
-        spec.target,
+        spec.def.name,
         spec.workload,
         spec.nodes,
         if nemesis.is_empty() {
@@ -148,6 +148,13 @@ pub fn summary(
     );
     if report.interrupted {
         let _ = writeln!(out, "  interrupted: the history stops early");
+    }
+    if spec.backend == crate::spec::BackendKind::None {
+        let _ = writeln!(
+            out,
+            "  faults were off: clients only, against a system already running at {}",
+            spec.endpoints.join(", ")
+        );
     }
     let _ = writeln!(out, "  {}", results.reason);
     if let Some(slo) = &results.slo {

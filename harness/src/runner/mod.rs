@@ -187,7 +187,7 @@ pub async fn run_test(inputs: RunInputs) -> anyhow::Result<RunReport> {
     // whether the system came back.
     let mut main = paced_main(&spec, workload.main);
     tracing::info!(
-        target = %spec.target,
+        target = %spec.def.name,
         workload = %spec.workload,
         "main phase: {:?} with faults, then {:?} healed",
         spec.time_limit,
