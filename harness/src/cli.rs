@@ -124,6 +124,10 @@ pub enum ClusterAction {
         backend: String,
         #[arg(long, default_value_t = 5)]
         nodes: usize,
+        /// Make the node image with this target's packages (a shipped name or a target file),
+        /// so that runs of it can use the cluster.
+        #[arg(long)]
+        target: Option<String>,
     },
     /// Remove a cluster: its containers, network and state (key, pinned host keys, ledger).
     Down {

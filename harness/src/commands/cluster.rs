@@ -34,10 +34,15 @@ pub fn run(action: ClusterAction) -> anyhow::Result<u8> {
             name,
             backend,
             nodes,
+            target,
         } => {
             docker_only(&backend)?;
+            let packages = match &target {
+                Some(target) => crate::target::Target::find(target)?.def.install.packages,
+                None => Vec::new(),
+            };
             let bar = spinner(format!("bringing up cluster {name} ({nodes} nodes)"));
-            let up = runtime.block_on(cluster::up(&name, nodes, false));
+            let up = runtime.block_on(cluster::up_with(&name, nodes, false, &packages));
             bar.finish_and_clear();
             let (state, timings) = up?;
             println!(

@@ -7,6 +7,8 @@
 use crate::backend::docker::{cluster, engine, image};
 use crate::backend::{remote, state};
 use crate::cli::DoctorArgs;
+use crate::spec::BackendKind;
+use crate::target::{fault_name, shipped_names, Target};
 use crate::{EXIT_ERROR, EXIT_INVALID, EXIT_VALID};
 use anyhow::bail;
 use nuclei::remote::Remote;
@@ -46,10 +48,59 @@ fn print_table(title: &str, checks: &[Check]) {
 
 pub fn run(args: DoctorArgs) -> anyhow::Result<u8> {
     let runtime = super::runtime()?;
-    match args.backend.as_str() {
-        "local" => Ok(local()),
-        "docker" => runtime.block_on(docker(args.cluster)),
+    let (code, backend) = match args.backend.as_str() {
+        "local" => (local(), BackendKind::Local),
+        "docker" => (runtime.block_on(docker(args.cluster))?, BackendKind::Docker),
         other => bail!("unknown backend {other:?}: local or docker"),
+    };
+    println!();
+    print_targets(backend);
+    Ok(code)
+}
+
+/// Which faults each shipped target can take on `backend`, and why not where it cannot.
+fn print_targets(backend: BackendKind) {
+    use nuclei::nemesis::FaultKind;
+    let faults = [
+        FaultKind::Partition,
+        FaultKind::Kill,
+        FaultKind::Pause,
+        FaultKind::Clock,
+        FaultKind::Latency,
+        FaultKind::Loss,
+    ];
+    println!(
+        "targets on the {} backend (a target file: fissure target check FILE)",
+        backend.name()
+    );
+    for name in shipped_names() {
+        let Ok(target) = Target::find(name) else {
+            continue;
+        };
+        let def = &target.def;
+        let mut refused = Vec::new();
+        let mut can = Vec::new();
+        for fault in faults {
+            match def.cannot(fault, backend) {
+                Some(why) => refused.push(format!("{}: {why}", fault_name(fault))),
+                None => can.push(fault_name(fault)),
+            }
+        }
+        if backend == BackendKind::Local && def.bundled.is_none() {
+            println!("  {name:<8} runs on --backend docker or none (started by its own command)");
+            continue;
+        }
+        println!("  {name:<8} {}", can.join(", "));
+        if backend == BackendKind::Docker && def.bundled.is_none() {
+            println!(
+                "  {:<8}   latency and loss only where the kernel has netem (see above): Fissure's \
+                 link daemons cannot be put between its peers",
+                ""
+            );
+        }
+        for why in refused {
+            println!("  {:<8}   not {why}", "");
+        }
     }
 }
 
