@@ -347,7 +347,12 @@ impl SpecFile {
             Some(list) => parse_list(list, "nemesis")?,
             // An existing system is not Fissure's to break.
             None if backend == BackendKind::None => Vec::new(),
-            None => parse_list(defaults::NEMESIS, "nemesis")?,
+            // The default faults, less those this target cannot take here (asked for by name,
+            // they are refused below, with the reason).
+            None => parse_list(defaults::NEMESIS, "nemesis")?
+                .into_iter()
+                .filter(|f| def.cannot(*f, backend).is_none())
+                .collect(),
         };
         let endpoints = self.endpoints.clone().unwrap_or_default();
         match backend {

@@ -30,6 +30,7 @@ fn config(dir: &std::path::Path, nodes: usize, extra: &[&str]) -> LocalConfig {
     let flags: Vec<String> = flags.iter().map(|s| s.to_string()).collect();
     LocalConfig {
         target: "raft-kv".into(),
+        file: None,
         nodes,
         node_args: vec![flags; nodes],
         program: env!("CARGO_BIN_EXE_fissure").into(),

@@ -400,3 +400,58 @@ fn etcd_on_docker_is_linearizable_and_its_serializable_reads_are_not() {
     let found = found.expect("serializable reads under partitions were never caught stale");
     assert!(found.contains("read"), "{found}");
 }
+
+/// etcd from the host's own etcd-server package, on the local backend: its peers share one
+/// membership list, so partitions are refused there, and kills and pauses are what it gets.
+#[test]
+fn etcd_runs_on_the_local_backend_under_kills_and_pauses() {
+    if !Path::new("/usr/bin/etcd").exists() {
+        assert!(
+            std::env::var("FISSURE_SKIP_ETCD").is_ok_and(|v| v == "1"),
+            "etcd is not installed: apt-get install etcd-server (or FISSURE_SKIP_ETCD=1 to skip)"
+        );
+        return;
+    }
+    let store = tempfile::tempdir().unwrap();
+    let out = fissure(&[
+        "run",
+        "--target",
+        "etcd",
+        "--nodes",
+        "3",
+        "--time-limit",
+        "8s",
+        "--nemesis-interval",
+        "2s",
+        "--recovery",
+        "2s",
+        "--nemesis",
+        "kill,pause",
+        "--store",
+        store.path().to_str().unwrap(),
+        "--seed",
+        "5",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let (ok, _, _) = outcomes(&latest_run(store.path()));
+    assert!(ok > 50, "only {ok} operations ok");
+    // Asked for no faults by name, it gets the defaults it can take: kills, not partitions.
+    let out = fissure(&[
+        "run",
+        "--target",
+        "etcd",
+        "--nodes",
+        "3",
+        "--plan",
+        "--plan-ops",
+        "1",
+        "--store",
+        store.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        plan.contains("kill") && !plan.contains("partition"),
+        "{plan}"
+    );
+}

@@ -86,9 +86,11 @@ fn print_targets(backend: BackendKind) {
                 None => can.push(fault_name(fault)),
             }
         }
-        if backend == BackendKind::Local && def.bundled.is_none() {
-            println!("  {name:<8} runs on --backend docker or none (started by its own command)");
-            continue;
+        if backend == BackendKind::Local && !def.install.packages.is_empty() {
+            println!(
+                "  {name:<8}   needs {} installed on this machine (the local backend installs nothing)",
+                def.install.packages.join(", ")
+            );
         }
         println!("  {name:<8} {}", can.join(", "));
         if backend == BackendKind::Docker && def.bundled.is_none() {

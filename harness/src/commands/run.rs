@@ -206,21 +206,26 @@ async fn start_cluster(
     match spec.backend {
         BackendKind::None => Ok(Arc::new(ExistingCluster::new(&spec.endpoints))),
         BackendKind::Local => {
-            let Launch::Bundled { mode, node_args } = launch else {
-                anyhow::bail!(
-                    "{}: the local backend runs only Fissure's bundled targets so far; use \
-                     --backend docker for a target started by its own command",
-                    spec.def.name
-                );
+            let (target, node_args, file) = match launch {
+                Launch::Bundled { mode, node_args } => (mode, node_args, None),
+                Launch::File(file) => {
+                    local_install_check(&file.def)?;
+                    (
+                        spec.def.name.clone(),
+                        vec![Vec::new(); spec.nodes],
+                        Some(file),
+                    )
+                }
             };
             let starting = LocalCluster::start(LocalConfig {
-                target: mode,
+                target,
+                file,
                 nodes: spec.nodes,
                 node_args,
                 program: held_binary()?,
                 program_args: vec!["node".into()],
                 dir: run.nodes(),
-                start_timeout: Duration::from_secs(20),
+                start_timeout: spec.def.ready_timeout()?,
             });
             tokio::select! {
                 cluster = starting => Ok(Arc::new(cluster?)),
@@ -254,6 +259,38 @@ async fn start_cluster(
             Ok(Arc::new(cluster))
         }
     }
+}
+
+/// The local backend installs nothing on this machine: a target file's packages must be there
+/// already (checked with dpkg), and its install files and commands are refused.
+fn local_install_check(def: &crate::target::TargetDef) -> anyhow::Result<()> {
+    if !def.install.files.is_empty() || !def.install.commands.is_empty() {
+        anyhow::bail!(
+            "{}: the local backend does not copy files or run install commands on this machine; \
+             use --backend docker",
+            def.name
+        );
+    }
+    let missing: Vec<&str> = (def.install.packages.iter())
+        .filter(|p| {
+            let status = std::process::Command::new("dpkg-query")
+                .args(["-W", "-f=${Status}", p.as_str()])
+                .output();
+            !status
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        })
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        anyhow::bail!(
+            "{} needs {} on this machine for the local backend: `apt-get install -y {}`, or use \
+             --backend docker (its node image installs them)",
+            def.name,
+            missing.join(", "),
+            missing.join(" ")
+        );
+    }
+    Ok(())
 }
 
 /// The binary nodes (and a campaign's runs) are started with: this very binary, held open for

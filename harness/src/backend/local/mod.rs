@@ -15,6 +15,9 @@ mod process;
 
 pub use clock::ClockMechanism;
 
+use crate::backend::remote::file_target::{self, FileTarget, Ready};
+use crate::target::template::{Context as TemplateContext, Placement};
+use crate::target::PeerAddresses;
 use anyhow::{bail, Context};
 use network::Network;
 use nix::sys::signal::Signal;
@@ -44,6 +47,8 @@ pub struct LocalConfig {
     pub dir: PathBuf,
     /// How long each node may take to answer after it is spawned.
     pub start_timeout: Duration,
+    /// A target file's own commands, instead of a mode of `program` (`target` is then its name).
+    pub file: Option<Box<FileTarget>>,
 }
 
 /// Fresh ports are tried this many times in all when a node cannot bind its own.
@@ -276,14 +281,29 @@ impl LocalCluster {
             let proc = lock(&node.proc);
             (proc.client_addr.clone(), proc.peer_addr.clone())
         };
-        let launch = Launch {
-            program: &self.config.program,
-            program_args: &self.config.program_args,
-            target: &self.config.target,
-            clock: &self.clock,
-            peers: lock(&self.network).peer_flag(i),
+        let mut command = match &self.config.file {
+            Some(file) => {
+                let start = self.render(file, i)?.start;
+                let mut command = std::process::Command::new("sh");
+                command
+                    .arg("-c")
+                    .arg(format!("exec {start}"))
+                    .current_dir(&node.spec.dir)
+                    .stdin(std::process::Stdio::null());
+                self.clock.configure(&mut command, &node.spec.clock_file);
+                command
+            }
+            None => {
+                let launch = Launch {
+                    program: &self.config.program,
+                    program_args: &self.config.program_args,
+                    target: &self.config.target,
+                    clock: &self.clock,
+                    peers: lock(&self.network).peer_flag(i),
+                };
+                launch.command(&node.spec, &client_addr, &peer_addr)
+            }
         };
-        let mut command = launch.command(&node.spec, &client_addr, &peer_addr);
         node::attach_log(&mut command, &node.spec.log)?;
         let log_from = node::log_len(&node.spec.log);
         drop(reservation);
@@ -297,8 +317,93 @@ impl LocalCluster {
         Ok((child, log_from))
     }
 
+    /// Node i's commands from its target file: loopback, its current ports, and its peers as
+    /// it must reach them (through its link proxies when the target allows per-node addresses).
+    fn render(&self, file: &FileTarget, i: usize) -> anyhow::Result<file_target::NodeCommands> {
+        let placements: Vec<Placement> = (self.nodes.iter())
+            .map(|n| {
+                let proc = lock(&n.proc);
+                Placement {
+                    address: "127.0.0.1".into(),
+                    bind: "127.0.0.1".into(),
+                    client_port: port_of(&proc.client_addr),
+                    peer_port: port_of(&proc.peer_addr),
+                    dir: n.spec.dir.display().to_string(),
+                }
+            })
+            .collect();
+        let mut context = TemplateContext::for_node(
+            &placements,
+            i,
+            &file.options,
+            file.bug.as_deref(),
+            &self.config.program.display().to_string(),
+        );
+        let spec = &self.nodes[i].spec;
+        context.node.data_dir = spec.data_dir.display().to_string();
+        context.node.log_file = spec.log.display().to_string();
+        if file.def.peer_addresses == PeerAddresses::PerNode {
+            let network = lock(&self.network);
+            for peer in &mut context.peers {
+                let proxy = network.peer_addr(i, peer.index - 1);
+                peer.peer_port = port_of(&proxy);
+            }
+        }
+        file.render_in(&context)
+    }
+
+    /// Waits until a target file's node i is ready (its port listens, or its ready command
+    /// succeeds), failing early if it exits.
+    async fn settle_file(&self, i: usize, mut child: Owned, log_from: u64) -> anyhow::Result<()> {
+        let node = &self.nodes[i];
+        let file = self.config.file.as_ref().expect("a target file");
+        let ready = self.render(file, i)?.ready;
+        let client_addr = lock(&node.proc).client_addr.clone();
+        let deadline = tokio::time::Instant::now() + self.config.start_timeout;
+        loop {
+            if let Ok(Some(status)) = child.child().try_wait() {
+                bail!(
+                    "node {} exited ({status}) while starting; its log ends:\n{}",
+                    node.spec.id,
+                    node::log_tail(&node.spec.log, log_from)
+                );
+            }
+            let up = match &ready {
+                Ready::Tcp(_) => tokio::net::TcpStream::connect(&client_addr).await.is_ok(),
+                Ready::Command(check) => tokio::process::Command::new("sh")
+                    .arg("-c")
+                    .arg(check)
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .status()
+                    .await
+                    .is_ok_and(|s| s.success()),
+            };
+            if up {
+                let mut proc = lock(&node.proc);
+                proc.child = Some(child.into_inner());
+                proc.state = NodeState::Running;
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let _ = process::kill_and_reap(child.child()).await;
+                bail!(
+                    "node {} was not ready within {:?}; its log ends:\n{}",
+                    node.spec.id,
+                    self.config.start_timeout,
+                    node::log_tail(&node.spec.log, log_from)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Waits for node i to answer; if it lost its ports, moves it to fresh ones and retries.
     async fn settle(&self, i: usize, mut child: Owned, mut log_from: u64) -> anyhow::Result<()> {
+        if self.config.file.is_some() {
+            return self.settle_file(i, child, log_from).await;
+        }
         let node = &self.nodes[i];
         for attempt in 1..=PORT_ATTEMPTS {
             let client_addr = lock(&node.proc).client_addr.clone();
@@ -490,4 +595,11 @@ fn signal_if(
         proc.state = to;
     }
     Ok(())
+}
+
+/// The port of a `host:port` address (0 when there is none).
+fn port_of(addr: &str) -> u16 {
+    addr.rsplit_once(':')
+        .and_then(|(_, port)| port.parse().ok())
+        .unwrap_or(0)
 }

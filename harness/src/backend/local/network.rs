@@ -55,6 +55,11 @@ impl Network {
             .join(",")
     }
 
+    /// The proxy node `from` reaches node `to` through.
+    pub fn peer_addr(&self, from: usize, to: usize) -> String {
+        self.peers[&(from, to)].addr().to_string()
+    }
+
     pub fn client_addr(&self, i: usize) -> String {
         self.clients[i].addr().to_string()
     }

@@ -61,8 +61,15 @@ impl FileTarget {
             Context::for_node(&placements, me, &self.options, self.bug.as_deref(), fissure);
         context.node.data_dir = DATA_DIR.into();
         context.node.log_file = NODE_LOG.into();
+        self.render_in(&context)
+    }
+
+    /// The commands in a prepared context (the local backend makes its own: loopback ports,
+    /// peers through its link proxies).
+    pub fn render_in(&self, context: &Context) -> anyhow::Result<NodeCommands> {
+        let def = &self.def;
         let render = |key: &str, text: &String| {
-            template::render(text, &context)
+            template::render(text, context)
                 .map(|t| one_line(&t))
                 .map_err(|e| anyhow::anyhow!("{}: {key}: {e}", def.name))
         };
