@@ -30,6 +30,11 @@ pub struct SpecFile {
     #[arg(long = "set", value_name = "NAME=VALUE")]
     #[serde(default, deserialize_with = "text::list_opt")]
     pub set: Option<Vec<String>>,
+    /// Target options as a table (spec and campaign files: `[options]` or
+    /// `options = { reads = "serializable" }`); `set` and `--set` win over it.
+    #[arg(skip)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options: Option<std::collections::BTreeMap<String, String>>,
     /// register, bank, set or counter [default: register; bank on twopc].
     #[arg(long)]
     pub workload: Option<String>,
@@ -171,6 +176,7 @@ impl SpecFile {
             name,
             target,
             set,
+            options,
             endpoints,
             workload,
             nemesis,
@@ -334,9 +340,11 @@ impl SpecFile {
             .map_err(|e| anyhow::anyhow!("workload: {e}"))?;
         def.check_workload(workload)
             .map_err(|e| anyhow::anyhow!("workload: {e}"))?;
-        let options = def
-            .options_for(self.set.as_deref().unwrap_or_default())
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut set: Vec<String> = (self.options.iter().flatten())
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        set.extend(self.set.iter().flatten().cloned());
+        let options = def.options_for(&set).map_err(|e| anyhow::anyhow!("{e}"))?;
         let backend: BackendKind = self
             .backend
             .as_deref()
@@ -554,6 +562,7 @@ impl RunSpec {
                     .map(|(k, v)| format!("{k}={v}"))
                     .collect(),
             ),
+            options: None,
             workload: Some(self.workload.to_string()),
             nemesis: names(&strings(&self.nemesis)),
             backend: Some(self.backend.name().into()),

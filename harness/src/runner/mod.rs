@@ -101,9 +101,12 @@ impl ClientKind {
                 args: (adapter.args.iter())
                     .map(|a| resolve_path(&spec.target_dir, a))
                     .collect(),
-                env: (adapter.env.iter())
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
+                env: std::iter::once((
+                    "FISSURE_OPTIONS".to_string(),
+                    serde_json::to_string(&spec.options).unwrap_or_default(),
+                ))
+                .chain(adapter.env.iter().map(|(k, v)| (k.clone(), v.clone())))
+                .collect(),
             };
             let pool = workloads::adapter::AdapterPool::new(
                 command,
