@@ -117,3 +117,21 @@ fn the_shipped_example_spec_resolves() {
     assert_eq!(spec.nodes, 3);
     assert_eq!(spec.nemesis.len(), 6);
 }
+
+#[test]
+fn target_options_come_from_a_table_the_set_list_and_the_flags() {
+    let file = SpecFile::from_toml(
+        "target = \"etcd\"\nbackend = \"docker\"\nnemesis = [\"kill\"]\n[options]\nreads = \"serializable\"\n",
+    )
+    .unwrap();
+    let spec = file.clone().resolve().unwrap();
+    assert_eq!(spec.options["reads"], "serializable");
+    let flags = SpecFile {
+        set: Some(vec!["reads=linearizable".into()]),
+        ..SpecFile::default()
+    };
+    let spec = file.overridden_by(flags).resolve().unwrap();
+    assert_eq!(spec.options["reads"], "linearizable");
+    // Stored with every option spelled out, so a rerun is the same run.
+    assert_eq!(spec.to_file().set.unwrap(), vec!["reads=linearizable"]);
+}
