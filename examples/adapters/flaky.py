@@ -29,16 +29,7 @@ def main():
     node = raft_kv.Node()
     for count, line in enumerate(sys.stdin, start=1):
         request = json.loads(line)
-        deadline = time.monotonic() + request.get("timeout_ms", 5000) / 1000 * 0.8
-
-        def call(op):
-            return node.call(request["address"], op, deadline)
-
-        try:
-            run(call, request["f"], request.get("key"), request.get("value"), deadline)
-            outcome = raft_kv.Done("info", error="the operation ended without an answer")
-        except raft_kv.Done as done:
-            outcome = done
+        reply = raft_kv.handle(run, node, request)
         if count % every == 0:
             raft_kv.log(f"misbehaving on purpose ({mode}) after request {request['id']}")
             if mode == "crash":
@@ -49,11 +40,6 @@ def main():
             sys.stdout.write("this is not an answer\n")
             sys.stdout.flush()
             continue
-        reply = {"id": request["id"], "type": outcome.kind}
-        if outcome.kind == "ok":
-            reply["value"] = outcome.value
-        else:
-            reply["error"] = outcome.error or outcome.kind
         sys.stdout.write(json.dumps(reply) + "\n")
         sys.stdout.flush()
 

@@ -258,6 +258,31 @@ WORKLOADS = {"register": register, "set": set_workload, "counter": counter, "ban
 # The adapter loop: one request in, one answer out, flushed.
 
 
+def handle(run, node, request):
+    """Carries out one request and returns the answer to print."""
+    # Answer a little before Fissure gives up, so a slow node is our own `info`.
+    deadline = time.monotonic() + request.get("timeout_ms", 5000) / 1000 * 0.8
+
+    def call(op):
+        return node.call(request["address"], op, deadline)
+
+    try:
+        run(call, request["f"], request.get("key"), request.get("value"), deadline)
+        answer = Done("info", error="the operation ended without an answer")
+    except Done as done:
+        answer = done
+    except Exception as e:  # a bug here: something may have been sent, so info
+        log(traceback.format_exc())
+        node.close()
+        answer = Done("info", error=f"adapter error: {e!r}")
+    reply = {"id": request["id"], "type": answer.kind}
+    if answer.kind == "ok":
+        reply["value"] = answer.value
+    else:
+        reply["error"] = answer.error or answer.kind
+    return reply
+
+
 def main():
     name = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("FISSURE_WORKLOAD", "")
     if name not in WORKLOADS:
@@ -267,27 +292,7 @@ def main():
     node = Node()
     log(f"serving the {name} workload")
     for line in sys.stdin:  # ends when Fissure closes stdin: exit then
-        request = json.loads(line)
-        # Answer a little before Fissure gives up, so a slow node is our own `info`.
-        deadline = time.monotonic() + request.get("timeout_ms", 5000) / 1000 * 0.8
-
-        def call(op):
-            return node.call(request["address"], op, deadline)
-
-        try:
-            run(call, request["f"], request.get("key"), request.get("value"), deadline)
-            answer = Done("info", error="the operation ended without an answer")
-        except Done as done:
-            answer = done
-        except Exception as e:  # a bug here: something may have been sent, so info
-            log(traceback.format_exc())
-            node.close()
-            answer = Done("info", error=f"adapter error: {e!r}")
-        reply = {"id": request["id"], "type": answer.kind}
-        if answer.kind == "ok":
-            reply["value"] = answer.value
-        else:
-            reply["error"] = answer.error or answer.kind
+        reply = handle(run, node, json.loads(line))
         sys.stdout.write(json.dumps(reply) + "\n")
         sys.stdout.flush()
 

@@ -216,6 +216,15 @@ fn outcomes(run: &Path) -> (usize, usize, usize) {
     counts
 }
 
+/// Runs `fissure run ARGS --store STORE`, which must come out valid; the outcomes it recorded.
+fn run_valid(store: &Path, args: &[&str]) -> (usize, usize, usize) {
+    let mut all = vec!["run", "--store", store.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let out = fissure(&all);
+    assert_eq!(out.status.code(), Some(0), "{args:?}: {}", text(&out));
+    outcomes(&latest_run(store))
+}
+
 fn latest_run(store: &Path) -> PathBuf {
     let test = std::fs::read_dir(store)
         .unwrap()
@@ -240,27 +249,12 @@ fn the_python_example_adapter_drives_a_run_to_a_valid_verdict() {
     }
     let store = tempfile::tempdir().unwrap();
     let target = repo("examples/adapters/raft-kv.toml");
-    let out = fissure(&[
-        "run",
-        "--target",
-        target.to_str().unwrap(),
-        "--nodes",
-        "3",
-        "--time-limit",
-        "5s",
-        "--nemesis",
-        "partition,kill",
-        "--nemesis-interval",
-        "1s",
-        "--recovery",
-        "2s",
-        "--store",
-        store.path().to_str().unwrap(),
-        "--seed",
-        "7",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let (ok, _, _) = outcomes(&latest_run(store.path()));
+    let target = target.to_str().unwrap();
+    let flags = "--nodes 3 --time-limit 5s --nemesis partition,kill --nemesis-interval 1s \
+                 --recovery 2s --seed 7";
+    let mut args = vec!["--target", target];
+    args.extend(flags.split_whitespace());
+    let (ok, _, _) = run_valid(store.path(), &args);
     assert!(ok > 50, "the adapter answered only {ok} operations ok");
 }
 
@@ -321,24 +315,9 @@ fn a_flaky_adapter_yields_info_and_a_log_line_never_a_wrong_verdict() {
     }
 }
 
-fn docker_available(test: &str) -> bool {
-    let required = std::env::var("FISSURE_REQUIRE_DOCKER").is_ok_and(|v| v == "1");
-    let daemon = Command::new("docker")
-        .args(["version", "--format", "{{.Server.Version}}"])
-        .output();
-    let why = match daemon {
-        Ok(out) if out.status.success() && nix::unistd::geteuid().is_root() => return true,
-        Ok(out) if out.status.success() => "not root (building the node image needs root)".into(),
-        Ok(out) => format!(
-            "no Docker daemon: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ),
-        Err(e) => format!("no docker command: {e}"),
-    };
-    assert!(!required, "{test}: FISSURE_REQUIRE_DOCKER=1 but {why}");
-    eprintln!("skipped {test}: {why} (set FISSURE_REQUIRE_DOCKER=1 to make this a failure)");
-    false
-}
+#[path = "support/docker.rs"]
+mod docker_support;
+use docker_support::docker_available;
 
 /// etcd from Debian's package on a docker cluster made for each run (and removed after it):
 /// linearizable under partitions, crashes and pauses with its default reads; and with
@@ -413,27 +392,10 @@ fn etcd_runs_on_the_local_backend_under_kills_and_pauses() {
         return;
     }
     let store = tempfile::tempdir().unwrap();
-    let out = fissure(&[
-        "run",
-        "--target",
-        "etcd",
-        "--nodes",
-        "3",
-        "--time-limit",
-        "8s",
-        "--nemesis-interval",
-        "2s",
-        "--recovery",
-        "2s",
-        "--nemesis",
-        "kill,pause",
-        "--store",
-        store.path().to_str().unwrap(),
-        "--seed",
-        "5",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let (ok, _, _) = outcomes(&latest_run(store.path()));
+    let flags = "--target etcd --nodes 3 --time-limit 8s --nemesis-interval 2s --recovery 2s \
+                 --nemesis kill,pause --seed 5";
+    let args: Vec<&str> = flags.split_whitespace().collect();
+    let (ok, _, _) = run_valid(store.path(), &args);
     assert!(ok > 50, "only {ok} operations ok");
     // Asked for no faults by name, it gets the defaults it can take: kills, not partitions.
     let out = fissure(&[
