@@ -417,3 +417,43 @@ fn etcd_runs_on_the_local_backend_under_kills_and_pauses() {
         "{plan}"
     );
 }
+
+/// A target file's own kill, pause and resume commands run instead of Fissure's signals (here
+/// they note themselves in a file, then signal the pid Fissure keeps in `node.pid_file`).
+#[test]
+fn a_targets_own_fault_commands_are_run() {
+    if !Path::new("/usr/bin/etcd").exists() {
+        assert!(
+            std::env::var("FISSURE_SKIP_ETCD").is_ok_and(|v| v == "1"),
+            "etcd is not installed: apt-get install etcd-server (or FISSURE_SKIP_ETCD=1 to skip)"
+        );
+        return;
+    }
+    let shown = fissure(&["target", "show", "etcd"]);
+    let hooks = r#"[node]
+kill = "echo kill >> {{ node.dir }}/faults.log; kill -9 $(cat {{ node.pid_file }})"
+pause = "echo pause >> {{ node.dir }}/faults.log; kill -STOP $(cat {{ node.pid_file }})"
+resume = "echo resume >> {{ node.dir }}/faults.log; kill -CONT $(cat {{ node.pid_file }})"
+"#;
+    let file = String::from_utf8_lossy(&shown.stdout).replacen("[node]\n", hooks, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let target = write(dir.path(), "etcd-hooks.toml", &file);
+    let store = dir.path().join("store");
+    let flags = "--nodes 3 --time-limit 8s --nemesis-interval 2s --recovery 2s \
+                 --nemesis kill,pause --seed 2";
+    let mut args = vec!["--target", target.as_str()];
+    args.extend(flags.split_whitespace());
+    run_valid(&store, &args);
+    let run = latest_run(&store);
+    let noted: String = ["n1", "n2", "n3"]
+        .iter()
+        .map(|n| {
+            std::fs::read_to_string(run.join("nodes").join(n).join("faults.log"))
+                .unwrap_or_default()
+        })
+        .collect();
+    assert!(
+        noted.contains("kill") && noted.contains("pause") && noted.contains("resume"),
+        "{noted:?}"
+    );
+}

@@ -315,19 +315,6 @@ impl TargetDef {
             }
             (None, Some(_)) => {}
         }
-        for (key, set) in [
-            ("node.stop", &self.node.stop),
-            ("node.kill", &self.node.kill),
-            ("node.pause", &self.node.pause),
-            ("node.resume", &self.node.resume),
-        ] {
-            if set.is_some() {
-                bail!(
-                    "{key}: commands of your own for this are not run yet: Fissure signals the \
-                     daemon's pid (SIGTERM, SIGKILL, SIGSTOP, SIGCONT); remove the key"
-                );
-            }
-        }
         if self.min_nodes == 0 || self.min_nodes > self.max_nodes {
             bail!(
                 "min-nodes, max-nodes: need 1 <= min-nodes <= max-nodes, got {} and {}",

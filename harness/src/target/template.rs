@@ -9,6 +9,7 @@
 //! | `node.client_port`, `node.peer_port` | its ports |
 //! | `node.listen_client`, `node.listen_peer` | `address:port` to bind |
 //! | `node.data_dir`, `node.log_file`, `node.dir` | its data directory, the target's log, its folder |
+//! | `node.pid_file` | a file holding the daemon's pid (for `kill`, `pause`, `resume`, `stop` commands) |
 //! | `peers` | the other nodes as this node reaches them: `name`, `index`, `address`, `peer_port`, `client_port` |
 //! | `cluster` | every node, this one included, as everyone names it (for shared membership lists) |
 //! | `nodes` | the cluster size |
@@ -35,6 +36,7 @@ pub struct NodeValues {
     pub listen_peer: String,
     pub data_dir: String,
     pub log_file: String,
+    pub pid_file: String,
     pub dir: String,
 }
 
@@ -131,6 +133,7 @@ impl Context {
                 listen_peer: format!("{}:{}", place.bind, place.peer_port),
                 data_dir: format!("{}/data", place.dir),
                 log_file: format!("{}/node.log", place.dir),
+                pid_file: format!("{}/node.pid", place.dir),
                 dir: place.dir.clone(),
             },
             peers,
@@ -195,6 +198,7 @@ pub fn sample(def: &TargetDef) -> Context {
             listen_peer: format!("0.0.0.0:{}", def.ports.peer),
             data_dir: "/var/lib/fissure/data".into(),
             log_file: "/var/lib/fissure/node.log".into(),
+            pid_file: "/var/lib/fissure/node.pid".into(),
             dir: "/var/lib/fissure".into(),
         },
         peers: cluster[1..].to_vec(),

@@ -158,18 +158,36 @@ pub fn process_state() -> String {
     )
 }
 
-/// Sends `signal` to the target's process if it has a live one.
-pub fn signal_process(signal: &str) -> String {
-    format!(
-        "pid=$(cat {PID_FILE} 2>/dev/null); \
-         if [ -n \"$pid\" ]; then kill -{signal} \"$pid\" 2>/dev/null; fi; true"
-    )
+/// A target's own command for a fault, kept on the node next to its launch script (a target
+/// file's `node.kill`, `node.pause`, `node.resume`, `node.stop`): run instead of the signal, so
+/// that `fissure heal` after a lost controller does the same.
+pub fn hook(name: &str) -> String {
+    format!("{NODE_DIR}/{name}.sh")
 }
 
-/// SIGKILLs the target and waits (up to 5 s) until it is gone.
+/// Sends `signal` to the target's process if it has a live one; for SIGSTOP and SIGCONT, the
+/// target's own pause or resume command instead, when it has one.
+pub fn signal_process(signal: &str) -> String {
+    let by_signal = format!(
+        "pid=$(cat {PID_FILE} 2>/dev/null); \
+         if [ -n \"$pid\" ]; then kill -{signal} \"$pid\" 2>/dev/null; fi; true"
+    );
+    let name = match signal {
+        "STOP" => "pause",
+        "CONT" => "resume",
+        _ => return by_signal,
+    };
+    let script = hook(name);
+    format!("if [ -f {script} ]; then sh {script}; else {by_signal}; fi")
+}
+
+/// SIGKILLs the target (after its own kill command, when it has one) and waits (up to 5 s)
+/// until it is gone.
 pub fn kill_process() -> String {
+    let script = hook("kill");
     format!(
-        "pid=$(cat {PID_FILE} 2>/dev/null); [ -z \"$pid\" ] && exit 0; \
+        "if [ -f {script} ]; then sh {script} || exit 1; fi; \
+         pid=$(cat {PID_FILE} 2>/dev/null); [ -z \"$pid\" ] && exit 0; \
          kill -9 \"$pid\" 2>/dev/null; i=0; \
          while [ $i -lt 500 ]; do \
            s=$(ps -o stat= -p \"$pid\" 2>/dev/null | cut -c1); \
@@ -198,6 +216,22 @@ pub fn shell_quote(s: &str) -> String {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn a_targets_own_commands_run_instead_of_signals() {
+        let pause = signal_process("STOP");
+        assert!(pause.starts_with(
+            "if [ -f /var/lib/fissure/pause.sh ]; then sh /var/lib/fissure/pause.sh; else"
+        ));
+        assert!(signal_process("CONT").contains("/var/lib/fissure/resume.sh"));
+        assert!(!signal_process("TERM").contains(".sh"));
+        // A kill command of its own, then SIGKILL for whatever is left, and the wait.
+        let kill = kill_process();
+        assert!(kill.starts_with(
+            "if [ -f /var/lib/fissure/kill.sh ]; then sh /var/lib/fissure/kill.sh || exit 1; fi;"
+        ));
+        assert!(kill.contains("kill -9"));
+    }
 
     #[test]
     fn partitions_replace_rules_in_our_chain_only() {

@@ -9,15 +9,14 @@
 //!   still loses its port to another process is retried on fresh ones.
 
 mod clock;
+mod file_target;
 mod network;
 mod node;
 mod process;
 
 pub use clock::ClockMechanism;
 
-use crate::backend::remote::file_target::{self, FileTarget, Ready};
-use crate::target::template::{Context as TemplateContext, Placement};
-use crate::target::PeerAddresses;
+use crate::backend::remote::file_target::FileTarget;
 use anyhow::{bail, Context};
 use network::Network;
 use nix::sys::signal::Signal;
@@ -224,6 +223,13 @@ impl LocalCluster {
         }
         let mut stopping = Vec::new();
         let mut failures = Vec::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            if lock(&node.proc).child.is_some() {
+                if let Err(e) = self.run_hook(i, "stop").await {
+                    failures.push(format!("{}: {e:#}", node.spec.id));
+                }
+            }
+        }
         for node in &self.nodes {
             let mut proc = lock(&node.proc);
             if let Some(mut child) = proc.child.take().map(Owned::new) {
@@ -248,6 +254,7 @@ impl LocalCluster {
             }
         }
         lock(&self.network).shutdown();
+        failures.extend(self.collect_log_files());
         drop(guards);
         if failures.is_empty() {
             Ok(())
@@ -307,96 +314,20 @@ impl LocalCluster {
         node::attach_log(&mut command, &node.spec.log)?;
         let log_from = node::log_len(&node.spec.log);
         drop(reservation);
-        let child = self.spawner.spawn(command).await.with_context(|| {
+        let mut child = self.spawner.spawn(command).await.with_context(|| {
             format!(
                 "cannot start node {} with {} (is the program built and executable?)",
                 node.spec.id,
                 self.config.program.display()
             )
         })?;
+        if self.config.file.is_some() {
+            // Fissure's node binary writes its own; a target file's commands may read it.
+            let pid = child.child().id();
+            std::fs::write(&node.spec.pid_file, format!("{pid}\n"))
+                .with_context(|| format!("writing {}", node.spec.pid_file.display()))?;
+        }
         Ok((child, log_from))
-    }
-
-    /// Node i's commands from its target file: loopback, its current ports, and its peers as
-    /// it must reach them (through its link proxies when the target allows per-node addresses).
-    fn render(&self, file: &FileTarget, i: usize) -> anyhow::Result<file_target::NodeCommands> {
-        let placements: Vec<Placement> = (self.nodes.iter())
-            .map(|n| {
-                let proc = lock(&n.proc);
-                Placement {
-                    address: "127.0.0.1".into(),
-                    bind: "127.0.0.1".into(),
-                    client_port: port_of(&proc.client_addr),
-                    peer_port: port_of(&proc.peer_addr),
-                    dir: n.spec.dir.display().to_string(),
-                }
-            })
-            .collect();
-        let mut context = TemplateContext::for_node(
-            &placements,
-            i,
-            &file.options,
-            file.bug.as_deref(),
-            &self.config.program.display().to_string(),
-        );
-        let spec = &self.nodes[i].spec;
-        context.node.data_dir = spec.data_dir.display().to_string();
-        context.node.log_file = spec.log.display().to_string();
-        if file.def.peer_addresses == PeerAddresses::PerNode {
-            let network = lock(&self.network);
-            for peer in &mut context.peers {
-                let proxy = network.peer_addr(i, peer.index - 1);
-                peer.peer_port = port_of(&proxy);
-            }
-        }
-        file.render_in(&context)
-    }
-
-    /// Waits until a target file's node i is ready (its port listens, or its ready command
-    /// succeeds), failing early if it exits.
-    async fn settle_file(&self, i: usize, mut child: Owned, log_from: u64) -> anyhow::Result<()> {
-        let node = &self.nodes[i];
-        let file = self.config.file.as_ref().expect("a target file");
-        let ready = self.render(file, i)?.ready;
-        let client_addr = lock(&node.proc).client_addr.clone();
-        let deadline = tokio::time::Instant::now() + self.config.start_timeout;
-        loop {
-            if let Ok(Some(status)) = child.child().try_wait() {
-                bail!(
-                    "node {} exited ({status}) while starting; its log ends:\n{}",
-                    node.spec.id,
-                    node::log_tail(&node.spec.log, log_from)
-                );
-            }
-            let up = match &ready {
-                Ready::Tcp(_) => tokio::net::TcpStream::connect(&client_addr).await.is_ok(),
-                Ready::Command(check) => tokio::process::Command::new("sh")
-                    .arg("-c")
-                    .arg(check)
-                    .stdin(std::process::Stdio::null())
-                    .stdout(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::null())
-                    .status()
-                    .await
-                    .is_ok_and(|s| s.success()),
-            };
-            if up {
-                let mut proc = lock(&node.proc);
-                proc.child = Some(child.into_inner());
-                proc.state = NodeState::Running;
-                return Ok(());
-            }
-            if tokio::time::Instant::now() >= deadline {
-                let _ = process::kill_and_reap(child.child()).await;
-                bail!(
-                    "node {} was not ready within {:?}; its log ends:\n{}",
-                    node.spec.id,
-                    self.config.start_timeout,
-                    node::log_tail(&node.spec.log, log_from)
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
     }
 
     /// Waits for node i to answer; if it lost its ports, moves it to fresh ones and retries.
@@ -473,8 +404,11 @@ impl ClusterControl for LocalCluster {
     }
 
     async fn kill(&self, id: &str) -> anyhow::Result<()> {
-        let (_, node) = self.node(id)?;
+        let (i, node) = self.node(id)?;
         let _op = node.op.lock().await;
+        if lock(&node.proc).child.is_some() {
+            self.run_hook(i, "kill").await?;
+        }
         let child = {
             let mut proc = lock(&node.proc);
             proc.state = NodeState::Killed;
@@ -518,8 +452,12 @@ impl ClusterControl for LocalCluster {
     }
 
     async fn pause(&self, id: &str) -> anyhow::Result<()> {
-        let (_, node) = self.node(id)?;
+        let (i, node) = self.node(id)?;
         let _op = node.op.lock().await;
+        if lock(&node.proc).state == NodeState::Running && self.run_hook(i, "pause").await? {
+            lock(&node.proc).state = NodeState::Paused;
+            return Ok(());
+        }
         // Pausing a node that is not running is a no-op, as killing a killed one is.
         signal_if(
             &mut lock(&node.proc),
@@ -530,8 +468,12 @@ impl ClusterControl for LocalCluster {
     }
 
     async fn resume(&self, id: &str) -> anyhow::Result<()> {
-        let (_, node) = self.node(id)?;
+        let (i, node) = self.node(id)?;
         let _op = node.op.lock().await;
+        if lock(&node.proc).state == NodeState::Paused && self.run_hook(i, "resume").await? {
+            lock(&node.proc).state = NodeState::Running;
+            return Ok(());
+        }
         signal_if(
             &mut lock(&node.proc),
             NodeState::Paused,
@@ -546,6 +488,9 @@ impl ClusterControl for LocalCluster {
     }
 
     async fn primaries(&self) -> anyhow::Result<Vec<NodeId>> {
+        if self.config.file.is_some() {
+            return Ok(self.file_primaries().await);
+        }
         let addrs = self.nodes.iter().filter_map(|n| self.running_addr(n));
         Ok(super::status::primaries_at(addrs.collect()).await)
     }
@@ -595,11 +540,4 @@ fn signal_if(
         proc.state = to;
     }
     Ok(())
-}
-
-/// The port of a `host:port` address (0 when there is none).
-fn port_of(addr: &str) -> u16 {
-    addr.rsplit_once(':')
-        .and_then(|(_, port)| port.parse().ok())
-        .unwrap_or(0)
 }

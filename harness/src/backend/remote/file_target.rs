@@ -30,6 +30,8 @@ pub struct NodeCommands {
     pub setup: Option<String>,
     pub primaries: Option<String>,
     pub wipe: Option<String>,
+    /// The target's own kill, pause, resume and stop commands, by name (uploaded as hooks).
+    pub hooks: Vec<(&'static str, String)>,
     pub install: Vec<String>,
     pub log_files: Vec<String>,
 }
@@ -61,6 +63,7 @@ impl FileTarget {
             Context::for_node(&placements, me, &self.options, self.bug.as_deref(), fissure);
         context.node.data_dir = DATA_DIR.into();
         context.node.log_file = NODE_LOG.into();
+        context.node.pid_file = nuclei::ssh_faults::commands::PID_FILE.into();
         self.render_in(&context)
     }
 
@@ -91,6 +94,19 @@ impl FileTarget {
             setup: optional("node.setup", &def.node.setup)?,
             primaries: optional("node.primaries", &def.node.primaries)?,
             wipe: optional("node.wipe", &def.node.wipe)?,
+            hooks: [
+                ("kill", &def.node.kill),
+                ("pause", &def.node.pause),
+                ("resume", &def.node.resume),
+                ("stop", &def.node.stop),
+            ]
+            .into_iter()
+            .filter_map(|(name, text)| {
+                optional(&format!("node.{name}"), text)
+                    .transpose()
+                    .map(|r| r.map(|t| (name, t)))
+            })
+            .collect::<anyhow::Result<_>>()?,
             install: (def.install.commands.iter().enumerate())
                 .map(|(i, c)| render(&format!("install.commands[{i}]"), c))
                 .collect::<anyhow::Result<_>>()?,

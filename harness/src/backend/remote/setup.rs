@@ -159,6 +159,10 @@ pub fn stop_process(pid_file: &str, grace_tenths: u32) -> String {
 pub fn prepare_node() -> String {
     [
         format!("mkdir -p {NODE_DIR}"),
+        // An earlier target's own fault commands must not act on this one.
+        format!(
+            "rm -f {NODE_DIR}/kill.sh {NODE_DIR}/pause.sh {NODE_DIR}/resume.sh {NODE_DIR}/stop.sh"
+        ),
         stop_process(PID_FILE, 0),
         stop_process(LINKS_PID, 0),
         format!("rm -rf {DATA_DIR} && mkdir -p {DATA_DIR}"),
