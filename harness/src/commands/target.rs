@@ -8,7 +8,7 @@ pub fn run(action: TargetAction) -> anyhow::Result<u8> {
     match action {
         TargetAction::List => {
             println!(
-                "{:<10} {:<24} {:<14} description",
+                "{:<10} {:<26} {:<14} description",
                 "target", "workloads", "client"
             );
             for name in shipped_names() {
@@ -19,7 +19,7 @@ pub fn run(action: TargetAction) -> anyhow::Result<u8> {
                     (None, None) => "-".into(),
                 };
                 println!(
-                    "{:<10} {:<24} {:<14} {}",
+                    "{:<10} {:<26} {:<14} {}",
                     def.name,
                     def.workloads.join(","),
                     client,
@@ -28,7 +28,7 @@ pub fn run(action: TargetAction) -> anyhow::Result<u8> {
             }
             println!(
                 "\n`fissure target show NAME` prints one; `--target path.toml` runs your own \
-                 (docs/targets.md)."
+                 (docs/target-files.md)."
             );
         }
         TargetAction::Show { target } => {
