@@ -23,8 +23,26 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
+/// Commands that only read files and print may die quietly when their reader goes away
+/// (`fissure target list | head`), as Unix tools do, instead of panicking on a broken pipe.
+/// Not the others: they write to sockets, where a broken pipe must be an error, not a death.
+fn die_quietly_on_a_closed_stdout() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    // SAFETY: restores the default action, installed before any other thread exists; no
+    // handler runs Rust code.
+    unsafe {
+        let _ = signal(Signal::SIGPIPE, SigHandler::SigDfl);
+    }
+}
+
 /// Runs a command; `Ok` carries the exit code.
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
+    if matches!(
+        cli.command,
+        Command::Target { .. } | Command::Check(_) | Command::Convert(_)
+    ) {
+        die_quietly_on_a_closed_stdout();
+    }
     match cli.command {
         Command::Run(args) => run::run(*args),
         Command::Check(args) => check::run(args),
