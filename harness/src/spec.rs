@@ -155,16 +155,21 @@ impl SpecFile {
 
     /// `self` with every setting `over` gives replaced (flags override the file).
     pub fn overridden_by(self, over: SpecFile) -> SpecFile {
-        // Options add up: the file's, then the flags' (a later NAME wins).
-        let set = match (self.set.clone(), over.set.clone()) {
-            (Some(mut mine), Some(theirs)) => {
-                mine.extend(theirs);
-                Some(mine)
-            }
-            (mine, theirs) => theirs.or(mine),
-        };
+        // Options add up, key by key: this file's table and list, then the other's (a later
+        // NAME wins). Another target drops this file's options: they were the old target's.
+        let other_target = over.target.is_some() && over.target != self.target;
+        let mut set = Vec::new();
+        if !other_target {
+            set.extend(table_as_set(self.options.as_ref()));
+            set.extend(self.set.iter().flatten().cloned());
+        }
+        set.extend(table_as_set(over.options.as_ref()));
+        set.extend(over.set.iter().flatten().cloned());
+        let given = self.set.is_some() || self.options.is_some();
+        let given = (given && !other_target) || over.set.is_some() || over.options.is_some();
         let mut merged = self.pick_over(over);
-        merged.set = set;
+        merged.set = given.then_some(set);
+        merged.options = None;
         merged
     }
 
@@ -633,6 +638,13 @@ impl RunSpec {
     pub fn rerun_command(&self, run_dir: &Path) -> String {
         format!("fissure run --spec {}", run_dir.display())
     }
+}
+
+/// An `[options]` table as `NAME=VALUE` items.
+fn table_as_set(table: Option<&std::collections::BTreeMap<String, String>>) -> Vec<String> {
+    (table.into_iter().flatten())
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect()
 }
 
 fn strings<T: ToString>(items: &[T]) -> Vec<String> {

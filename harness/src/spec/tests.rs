@@ -135,3 +135,22 @@ fn target_options_come_from_a_table_the_set_list_and_the_flags() {
     // Stored with every option spelled out, so a rerun is the same run.
     assert_eq!(spec.to_file().set.unwrap(), vec!["reads=linearizable"]);
 }
+
+#[test]
+fn another_target_drops_the_stored_options_and_entries_merge_key_by_key() {
+    let stored =
+        SpecFile::from_toml("target = \"etcd\"\nset = [\"reads=serializable\"]\n").unwrap();
+    let other = SpecFile {
+        target: Some("raft-kv".into()),
+        ..SpecFile::default()
+    };
+    let spec = stored.overridden_by(other).resolve().unwrap();
+    assert!(!spec.options.contains_key("reads"));
+    // A campaign entry's table adds to the defaults' instead of replacing it.
+    let defaults =
+        SpecFile::from_toml("target = \"raft-kv\"\n[options]\nheartbeat-ms = \"40\"\n").unwrap();
+    let entry = SpecFile::from_toml("[options]\nelection-timeout-ms = \"400\"\n").unwrap();
+    let spec = defaults.overridden_by(entry).resolve().unwrap();
+    assert_eq!(spec.options["heartbeat-ms"], "40");
+    assert_eq!(spec.options["election-timeout-ms"], "400");
+}

@@ -51,8 +51,10 @@ pub struct TargetDef {
     /// Whether each node may be given its own address for each peer (`per-node`), as Fissure's
     /// link proxies need, or every node must see the same peer addresses (`shared`: the peers
     /// are named in shared cluster membership, like etcd's `--initial-cluster`).
-    #[serde(default)]
-    pub peer_addresses: PeerAddresses,
+    /// Default: `per-node` for bundled targets, `shared` for any other (so that a membership
+    /// list built from `cluster` is never given partitions its proxies would not cut).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_addresses: Option<PeerAddresses>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub options: BTreeMap<String, OptionDef>,
     #[serde(default, skip_serializing_if = "Install::is_empty")]
@@ -291,11 +293,34 @@ pub fn parse(text: &str) -> anyhow::Result<TargetDef> {
 }
 
 impl TargetDef {
+    /// Whether each node may be given its own address for each peer (see the field).
+    pub fn peer_addresses(&self) -> PeerAddresses {
+        self.peer_addresses.unwrap_or(match self.bundled {
+            Some(_) => PeerAddresses::PerNode,
+            None => PeerAddresses::Shared,
+        })
+    }
+
     /// Checks what the types alone do not: one way to start and one client, known names,
     /// defaults among their choices, templates that render.
     pub fn validate(&self) -> anyhow::Result<()> {
-        if self.name.trim().is_empty() {
-            bail!("name: must not be empty");
+        // The name names runs and folders in the store.
+        let name_ok = !self.name.is_empty()
+            && self.name.len() <= 40
+            && self.name.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && (self.name.chars()).all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !name_ok {
+            bail!(
+                "name: {:?}: use 1 to 40 letters, digits, '-' or '_', starting with a letter or \
+                 digit (it names the runs in the store)",
+                self.name
+            );
+        }
+        if self.node.pause.is_some() != self.node.resume.is_some() {
+            bail!(
+                "node.pause, node.resume: give both or neither (a pause of its own needs a resume \
+                 of its own, and the other way round)"
+            );
         }
         match (&self.bundled, &self.node.start) {
             (Some(mode), None) => {
@@ -339,6 +364,15 @@ impl TargetDef {
             }
         }
         match (&self.client.builtin, &self.client.adapter) {
+            (Some(b), None) if b == "fissure-node" && self.bundled.is_none() => bail!(
+                "client.builtin: fissure-node speaks only to Fissure's bundled targets (`bundled = \
+                 ...`); give client.adapter for a target of your own"
+            ),
+            (Some(b), None) if b == "etcd" => {
+                if let Some(w) = (self.workloads.iter()).find(|w| *w != "register" && *w != "set") {
+                    bail!("workloads: the etcd client runs register and set, not {w}");
+                }
+            }
             (Some(b), None) if !BUILTIN_CLIENTS.contains(&b.as_str()) => bail!(
                 "client.builtin: no built-in client {b:?}; there are {} (or give client.adapter)",
                 BUILTIN_CLIENTS.join(", ")
@@ -533,7 +567,7 @@ impl TargetDef {
             FaultKind::Partition | FaultKind::Latency | FaultKind::Loss
         );
         match backend {
-            BackendKind::Local if link_level && self.peer_addresses == PeerAddresses::Shared => {
+            BackendKind::Local if link_level && self.peer_addresses() == PeerAddresses::Shared => {
                 Some(
                     "the local backend cuts links with a proxy per pair of nodes, and this \
                      target's peers must all see the same addresses (peer-addresses = \"shared\"); \

@@ -153,3 +153,56 @@ fn an_unknown_target_lists_the_shipped_ones() {
     let e = Target::find("etdc").unwrap_err().to_string();
     assert!(e.contains("raft-kv") && e.contains("etcd"), "{e}");
 }
+
+#[test]
+fn inconsistent_files_are_refused_naming_the_key() {
+    let cases = [
+        (
+            MINIMAL.replace("name = \"mydb\"", "name = \"my db\""),
+            "name",
+        ),
+        (
+            MINIMAL.replace("ready = {", "pause = \"mydb-ctl freeze\"\nready = {"),
+            "node.pause, node.resume",
+        ),
+        (
+            MINIMAL.replace(
+                "adapter = { program = \"python3\", args = [\"client.py\"] }",
+                "builtin = \"fissure-node\"",
+            ),
+            "client.builtin",
+        ),
+        (
+            MINIMAL
+                .replace(
+                    "adapter = { program = \"python3\", args = [\"client.py\"] }",
+                    "builtin = \"etcd\"",
+                )
+                .replace("[\"register\"]", "[\"register\", \"bank\"]"),
+            "the etcd client runs register and set",
+        ),
+    ];
+    for (text, expected) in cases {
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.contains(expected), "wanted {expected:?} in {e}");
+    }
+}
+
+#[test]
+fn a_target_of_its_own_shares_its_peer_addresses_unless_it_says_otherwise() {
+    let def = parse(MINIMAL).unwrap();
+    assert_eq!(def.peer_addresses(), PeerAddresses::Shared);
+    assert!(def
+        .check_faults(&[FaultKind::Partition], BackendKind::Local)
+        .is_err());
+    let per_node = parse(&MINIMAL.replace(
+        "workloads = [\"register\"]",
+        "workloads = [\"register\"]\npeer-addresses = \"per-node\"",
+    ))
+    .unwrap();
+    assert!(per_node
+        .check_faults(&[FaultKind::Partition], BackendKind::Local)
+        .is_ok());
+    let raft = Target::find("raft-kv").unwrap().def;
+    assert_eq!(raft.peer_addresses(), PeerAddresses::PerNode);
+}

@@ -178,7 +178,14 @@ pub fn signal_process(signal: &str) -> String {
         _ => return by_signal,
     };
     let script = hook(name);
-    format!("if [ -f {script} ]; then sh {script}; else {by_signal}; fi")
+    // The target's own command only acts on a live daemon (a heal resumes nodes it is unsure of,
+    // killed ones included).
+    format!(
+        "if [ -f {script} ]; then \
+           pid=$(cat {PID_FILE} 2>/dev/null); \
+           if [ -n \"$pid\" ] && kill -0 \"$pid\" 2>/dev/null; then sh {script}; fi; \
+         else {by_signal}; fi"
+    )
 }
 
 /// SIGKILLs the target (after its own kill command, when it has one) and waits (up to 5 s)
@@ -186,8 +193,8 @@ pub fn signal_process(signal: &str) -> String {
 pub fn kill_process() -> String {
     let script = hook("kill");
     format!(
-        "if [ -f {script} ]; then sh {script} || exit 1; fi; \
-         pid=$(cat {PID_FILE} 2>/dev/null); [ -z \"$pid\" ] && exit 0; \
+        "pid=$(cat {PID_FILE} 2>/dev/null); [ -z \"$pid\" ] && exit 0; \
+         if [ -f {script} ] && kill -0 \"$pid\" 2>/dev/null; then sh {script} || exit 1; fi; \
          kill -9 \"$pid\" 2>/dev/null; i=0; \
          while [ $i -lt 500 ]; do \
            s=$(ps -o stat= -p \"$pid\" 2>/dev/null | cut -c1); \

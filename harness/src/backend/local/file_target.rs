@@ -44,7 +44,7 @@ impl LocalCluster {
         context.node.data_dir = spec.data_dir.display().to_string();
         context.node.log_file = spec.log.display().to_string();
         context.node.pid_file = spec.pid_file.display().to_string();
-        if file.def.peer_addresses == PeerAddresses::PerNode {
+        if file.def.peer_addresses() == PeerAddresses::PerNode {
             let network = lock(&self.network);
             for peer in &mut context.peers {
                 let proxy = network.peer_addr(i, peer.index - 1);
@@ -65,7 +65,10 @@ impl LocalCluster {
         let node = &self.nodes[i];
         let file = self.config.file.as_ref().expect("a target file");
         let ready = self.render(file, i)?.ready;
-        let client_addr = lock(&node.proc).client_addr.clone();
+        let (client_addr, peer_addr) = {
+            let proc = lock(&node.proc);
+            (proc.client_addr.clone(), proc.peer_addr.clone())
+        };
         let deadline = tokio::time::Instant::now() + self.config.start_timeout;
         loop {
             if let Ok(Some(status)) = child.child().try_wait() {
@@ -76,16 +79,17 @@ impl LocalCluster {
                 );
             }
             let up = match &ready {
+                Ready::Tcp(port) if *port == file.def.ports.peer => {
+                    tokio::net::TcpStream::connect(&peer_addr).await.is_ok()
+                }
                 Ready::Tcp(_) => tokio::net::TcpStream::connect(&client_addr).await.is_ok(),
-                Ready::Command(check) => tokio::process::Command::new("sh")
-                    .arg("-c")
-                    .arg(check)
-                    .stdin(std::process::Stdio::null())
-                    .stdout(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::null())
-                    .status()
-                    .await
-                    .is_ok_and(|s| s.success()),
+                Ready::Command(check) => {
+                    let status = shell(check).status();
+                    matches!(
+                        tokio::time::timeout(HOOK_TIMEOUT, status).await,
+                        Ok(Ok(s)) if s.success()
+                    )
+                }
             };
             if up {
                 let mut proc = lock(&node.proc);
@@ -106,23 +110,26 @@ impl LocalCluster {
         }
     }
 
-    /// Runs the target file's own `name` command (kill, pause, resume, stop) for node i; false
-    /// when it has none (the caller signals the process instead).
+    /// Runs the target file's own `name` command (kill, pause, resume, stop, setup, wipe) for
+    /// node i; false when it has none (for the fault commands, the caller signals the process).
     pub(super) async fn run_hook(&self, i: usize, name: &str) -> anyhow::Result<bool> {
         let Some(file) = &self.config.file else {
             return Ok(false);
         };
         let commands = self.render(file, i)?;
-        let Some((_, command)) = commands.hooks.iter().find(|(n, _)| *n == name) else {
+        let command = match name {
+            "setup" => commands.setup,
+            "wipe" => commands.wipe,
+            _ => (commands.hooks.into_iter())
+                .find(|(n, _)| *n == name)
+                .map(|(_, c)| c),
+        };
+        let Some(command) = command else {
             return Ok(false);
         };
+        let command = &command;
         let id = &self.nodes[i].spec.id;
-        let run = tokio::process::Command::new("sh")
-            .arg("-c")
-            .arg(command)
-            .current_dir(&self.nodes[i].spec.dir)
-            .stdin(std::process::Stdio::null())
-            .output();
+        let run = shell(command).current_dir(&self.nodes[i].spec.dir).output();
         let out = match tokio::time::timeout(HOOK_TIMEOUT, run).await {
             Ok(out) => out?,
             Err(_) => bail!("{id}: the target's {name} command took over {HOOK_TIMEOUT:?}"),
@@ -155,8 +162,9 @@ impl LocalCluster {
                 }
                 let name = from
                     .file_name()
-                    .map_or_else(|| "log".into(), |n| n.to_owned());
-                if let Err(e) = std::fs::copy(&from, node.spec.dir.join(name)) {
+                    .map_or_else(|| "log".into(), |n| n.to_string_lossy().to_string());
+                // Prefixed, so that it cannot overwrite node.log.
+                if let Err(e) = std::fs::copy(&from, node.spec.dir.join(format!("file-{name}"))) {
                     failures.push(format!("{}'s {}: {e}", node.spec.id, from.display()));
                 }
             }
@@ -181,11 +189,7 @@ impl LocalCluster {
             let Some(command) = commands.primaries else {
                 continue;
             };
-            let run = tokio::process::Command::new("sh")
-                .arg("-c")
-                .arg(&command)
-                .stdin(std::process::Stdio::null())
-                .output();
+            let run = shell(&command).output();
             if let Ok(Ok(out)) = tokio::time::timeout(HOOK_TIMEOUT, run).await {
                 for name in
                     file_target::parse_primaries(&String::from_utf8_lossy(&out.stdout), &names)
@@ -205,4 +209,16 @@ fn port_of(addr: &str) -> u16 {
     addr.rsplit_once(':')
         .and_then(|(_, port)| port.parse().ok())
         .unwrap_or(0)
+}
+
+/// `sh -c command`, with no input, killed if the caller stops waiting for it.
+fn shell(command: &str) -> tokio::process::Command {
+    let mut sh = tokio::process::Command::new("sh");
+    sh.arg("-c")
+        .arg(command)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    sh
 }

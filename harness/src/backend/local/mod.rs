@@ -142,12 +142,18 @@ impl LocalCluster {
         // Spawn all, then wait for all: a node may need another to be up before it answers.
         // On an error (or if this future is dropped), the unsettled children kill themselves and
         // dropping `cluster` kills those that had settled.
+        for i in 0..cluster.nodes.len() {
+            cluster.run_hook(i, "wipe").await?;
+        }
         let mut children = Vec::new();
         for (i, reservation) in reserved.iter_mut().enumerate() {
             children.push(cluster.spawn(i, reservation.take()).await?);
         }
         for (i, (child, log_from)) in children.into_iter().enumerate() {
             cluster.settle(i, child, log_from).await?;
+        }
+        for i in 0..cluster.nodes.len() {
+            cluster.run_hook(i, "setup").await?;
         }
         Ok(cluster)
     }

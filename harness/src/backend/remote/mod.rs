@@ -228,6 +228,12 @@ impl RemoteCluster {
                      and up again"
                 )
             })?;
+        // An earlier target's own fault commands must not act on this run's nodes, not even in
+        // the heal below (the earlier target's process is stopped right after it anyway).
+        fleet
+            .exec_ok_all(&setup::remove_hooks(), SETUP_TIMEOUT)
+            .await
+            .context("preparing the nodes")?;
         let report = remote.faults.heal_everything().await?;
         if !report.failures.is_empty() {
             bail!(
@@ -403,10 +409,12 @@ impl RemoteCluster {
             let files = index
                 .and_then(|i| self.commands.get(i))
                 .map(|c| &c.log_files);
-            for from in files.into_iter().flatten() {
+            for (k, from) in files.into_iter().flatten().enumerate() {
                 let name = std::path::Path::new(from)
                     .file_name()
                     .map_or_else(|| "log".into(), |n| n.to_string_lossy().to_string());
+                // Numbered, so that it cannot overwrite node.log or another file of that name.
+                let name = format!("file{}-{name}", k + 1);
                 if let Err(e) = remote.download(from, &dir.join(&name)).await {
                     failures.push(format!("{}'s {from}: {e:#}", remote.node()));
                 }

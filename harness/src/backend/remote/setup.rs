@@ -153,16 +153,21 @@ pub fn stop_process(pid_file: &str, grace_tenths: u32) -> String {
     )
 }
 
+/// Removes an earlier target's own fault commands (see `commands::hook`), so that they cannot
+/// act on this run's target.
+pub fn remove_hooks() -> String {
+    format!(
+        "mkdir -p {NODE_DIR} && rm -f {NODE_DIR}/kill.sh {NODE_DIR}/pause.sh \
+         {NODE_DIR}/resume.sh {NODE_DIR}/stop.sh"
+    )
+}
+
 /// Prepares a node for a fresh run: stops what an earlier run left, empties the data and
 /// logs, resets the clock and link faults. The launch script and links config are uploaded
 /// after this.
 pub fn prepare_node() -> String {
     [
-        format!("mkdir -p {NODE_DIR}"),
-        // An earlier target's own fault commands must not act on this one.
-        format!(
-            "rm -f {NODE_DIR}/kill.sh {NODE_DIR}/pause.sh {NODE_DIR}/resume.sh {NODE_DIR}/stop.sh"
-        ),
+        remove_hooks(),
         stop_process(PID_FILE, 0),
         stop_process(LINKS_PID, 0),
         format!("rm -rf {DATA_DIR} && mkdir -p {DATA_DIR}"),
