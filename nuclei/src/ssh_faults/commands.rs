@@ -226,17 +226,25 @@ mod tests {
 
     #[test]
     fn a_targets_own_commands_run_instead_of_signals() {
+        // The target's own pause (or resume), and only on a live daemon; the signal otherwise.
         let pause = signal_process("STOP");
-        assert!(pause.starts_with(
-            "if [ -f /var/lib/fissure/pause.sh ]; then sh /var/lib/fissure/pause.sh; else"
-        ));
+        assert!(
+            pause.starts_with("if [ -f /var/lib/fissure/pause.sh ]; then"),
+            "{pause}"
+        );
+        assert!(
+            pause.contains("kill -0 \"$pid\" 2>/dev/null; then sh /var/lib/fissure/pause.sh; fi;")
+        );
+        assert!(pause.contains("else pid=") && pause.contains("kill -STOP"));
         assert!(signal_process("CONT").contains("/var/lib/fissure/resume.sh"));
         assert!(!signal_process("TERM").contains(".sh"));
-        // A kill command of its own, then SIGKILL for whatever is left, and the wait.
+        // A kill command of its own on a live daemon, then SIGKILL for whatever is left, and the
+        // wait.
         let kill = kill_process();
-        assert!(kill.starts_with(
-            "if [ -f /var/lib/fissure/kill.sh ]; then sh /var/lib/fissure/kill.sh || exit 1; fi;"
-        ));
+        assert!(
+            kill.contains("if [ -f /var/lib/fissure/kill.sh ] && kill -0 \"$pid\" 2>/dev/null; then sh /var/lib/fissure/kill.sh || exit 1; fi;"),
+            "{kill}"
+        );
         assert!(kill.contains("kill -9"));
     }
 
