@@ -8,7 +8,7 @@ use crate::backend::docker::{cluster, engine, image};
 use crate::backend::{remote, state};
 use crate::cli::DoctorArgs;
 use crate::spec::BackendKind;
-use crate::target::{fault_name, shipped_names, Target};
+use crate::target::{shipped_names, Target};
 use crate::{EXIT_ERROR, EXIT_INVALID, EXIT_VALID};
 use anyhow::bail;
 use nuclei::remote::Remote;
@@ -61,14 +61,6 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<u8> {
 /// Which faults each shipped target can take on `backend`, and why not where it cannot.
 fn print_targets(backend: BackendKind) {
     use nuclei::nemesis::FaultKind;
-    let faults = [
-        FaultKind::Partition,
-        FaultKind::Kill,
-        FaultKind::Pause,
-        FaultKind::Clock,
-        FaultKind::Latency,
-        FaultKind::Loss,
-    ];
     println!(
         "targets on the {} backend (a target file: fissure target check FILE)",
         backend.name()
@@ -80,10 +72,10 @@ fn print_targets(backend: BackendKind) {
         let def = &target.def;
         let mut refused = Vec::new();
         let mut can = Vec::new();
-        for fault in faults {
+        for &fault in FaultKind::ALL {
             match def.cannot(fault, backend) {
-                Some(why) => refused.push(format!("{}: {why}", fault_name(fault))),
-                None => can.push(fault_name(fault)),
+                Some(why) => refused.push(format!("{}: {why}", fault.name())),
+                None => can.push(fault.name()),
             }
         }
         if backend == BackendKind::Local && !def.install.packages.is_empty() {

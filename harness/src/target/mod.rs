@@ -227,7 +227,6 @@ pub struct AdapterDef {
 pub const BUILTIN_CLIENTS: &[&str] = &["fissure-node", "etcd"];
 /// The modes of Fissure's node binary.
 pub const BUNDLED_MODES: &[&str] = &["raft-kv", "quorum", "twopc", "echo"];
-const FAULT_NAMES: &[&str] = &["partition", "kill", "pause", "clock", "latency", "loss"];
 
 /// A loaded target: its definition and where it came from.
 #[derive(Clone, Debug, PartialEq)]
@@ -394,12 +393,9 @@ impl TargetDef {
         }
         self.ready_timeout()?;
         for fault in self.limits.keys() {
-            if !FAULT_NAMES.contains(&fault.as_str()) {
-                bail!(
-                    "limits.{fault}: not a fault; faults are {}",
-                    FAULT_NAMES.join(", ")
-                );
-            }
+            fault
+                .parse::<FaultKind>()
+                .map_err(|e| anyhow::anyhow!("limits.{fault}: {e}"))?;
         }
         // Every template must render for a small cluster with every option at its default.
         let context = template::sample(self);
@@ -542,7 +538,7 @@ impl TargetDef {
         let mut refused = Vec::new();
         for fault in faults {
             if let Some(why) = self.cannot(*fault, backend) {
-                refused.push(format!("{}: {why}", fault_name(*fault)));
+                refused.push(format!("{}: {why}", fault.name()));
             }
         }
         if !refused.is_empty() {
@@ -559,7 +555,7 @@ impl TargetDef {
     /// Why `fault` cannot be done to this target on `backend`, if it cannot.
     pub fn cannot(&self, fault: FaultKind, backend: crate::spec::BackendKind) -> Option<String> {
         use crate::spec::BackendKind;
-        if let Some(why) = self.limits.get(fault_name(fault)) {
+        if let Some(why) = self.limits.get(fault.name()) {
             return Some(why.clone());
         }
         let link_level = matches!(
@@ -624,17 +620,6 @@ impl TargetDef {
     /// answer a status request).
     pub fn knows_primaries(&self) -> bool {
         self.bundled.is_some() || self.node.primaries.is_some()
-    }
-}
-
-pub fn fault_name(fault: FaultKind) -> &'static str {
-    match fault {
-        FaultKind::Partition => "partition",
-        FaultKind::Kill => "kill",
-        FaultKind::Pause => "pause",
-        FaultKind::Clock => "clock",
-        FaultKind::Latency => "latency",
-        FaultKind::Loss => "loss",
     }
 }
 
