@@ -174,21 +174,36 @@ fn run_args(cluster: &ClusterState, node: &NodeRecord, public_key: &str) -> Vec<
     ]
 }
 
-/// Copies this very `fissure` binary into the cluster's bin directory (mounted read-only in
+/// Puts this very `fissure` binary into the cluster's bin directory (mounted read-only in
 /// every node), atomically, so a node (re)started mid-run never sees half a file. Done for every
 /// run, so a long-lived cluster always runs the controller's build.
+///
+/// A hard link where the filesystem allows it: a debug binary is tens of megabytes, and every
+/// cluster holding its own copy filled small CI disks. Cargo and the linker replace a rebuilt
+/// binary with a new file rather than writing into the old one, so the link keeps this build.
 pub fn install_binary(cluster: &ClusterState) -> anyhow::Result<()> {
     let bin = cluster.bin_dir();
     std::fs::create_dir_all(&bin)?;
     let partial = bin.join(".fissure.partial");
-    let source = if std::path::Path::new("/proc/self/exe").exists() {
-        std::path::PathBuf::from("/proc/self/exe")
-    } else {
-        std::env::current_exe()?
-    };
-    std::fs::copy(&source, &partial)
-        .and_then(|_| std::fs::rename(&partial, bin.join("fissure")))
-        .with_context(|| format!("cannot copy the fissure binary into {}", bin.display()))?;
+    let _ = std::fs::remove_file(&partial);
+    let linked = std::env::current_exe()
+        .and_then(|exe| std::fs::hard_link(exe, &partial))
+        .is_ok();
+    if !linked {
+        let source = if std::path::Path::new("/proc/self/exe").exists() {
+            std::path::PathBuf::from("/proc/self/exe")
+        } else {
+            std::env::current_exe()?
+        };
+        std::fs::copy(&source, &partial).with_context(|| {
+            format!(
+                "cannot copy the fissure binary into {} (is the disk full? `df -h` tells)",
+                bin.display()
+            )
+        })?;
+    }
+    std::fs::rename(&partial, bin.join("fissure"))
+        .with_context(|| format!("cannot put the fissure binary into {}", bin.display()))?;
     Ok(())
 }
 
