@@ -13,6 +13,7 @@ pub mod docker;
 pub mod existing;
 pub mod local;
 pub mod remote;
+pub mod ssh;
 pub mod state;
 pub mod status;
 

@@ -19,8 +19,22 @@ pub struct NodeRecord {
     pub id: String,
     /// The container (docker) or host name.
     pub container: String,
-    /// Where the controller and the peers reach it.
+    /// Where the peers and the clients reach it.
     pub ip: String,
+    /// How the controller logs in, when not as root with the cluster's own key at `ip:22`
+    /// (docker): the hosts of an SSH or Vagrant cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<SshLogin>,
+}
+
+/// How to log in to a host the user gave: its key stays where the user keeps it, and only its
+/// path is written down.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SshLogin {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub key: PathBuf,
 }
 
 /// `cluster.json`.
@@ -148,6 +162,15 @@ impl ClusterState {
 
     /// Makes the state directory (owner only) and the cluster's key pair.
     pub fn create_dir_and_key(&self) -> anyhow::Result<()> {
+        self.create_dir()?;
+        if !self.key().is_file() {
+            generate_key(&self.key(), &format!("fissure-{}", self.name))?;
+        }
+        Ok(())
+    }
+
+    /// Makes the state directory, readable by its owner only.
+    pub fn create_dir(&self) -> anyhow::Result<()> {
         let dir = self.dir();
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -164,9 +187,6 @@ impl ClusterState {
             .recursive(true)
             .mode(0o755)
             .create(self.bin_dir())?;
-        if !self.key().is_file() {
-            generate_key(&self.key(), &format!("fissure-{}", self.name))?;
-        }
         Ok(())
     }
 

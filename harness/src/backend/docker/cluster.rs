@@ -106,6 +106,7 @@ async fn provision(
             id: format!("n{i}"),
             container: container_name(&cluster.name, i),
             ip: Ipv4Addr::new(base[0], base[1], base[2], 10 + i as u8).to_string(),
+            ssh: None,
         })
         .collect();
     // Saved before the containers start, so `down` and `heal` know them whatever happens next.

@@ -48,17 +48,23 @@ fn fleet_with(cluster: &ClusterState, options: RemoteOptions) -> anyhow::Result<
         .nodes
         .iter()
         .map(|node| {
-            Remote::new(
-                SshTarget {
+            let target = match &node.ssh {
+                Some(login) => SshTarget {
+                    node: node.id.clone(),
+                    host: login.host.clone(),
+                    port: login.port,
+                    user: login.user.clone(),
+                    key: login.key.clone(),
+                },
+                None => SshTarget {
                     node: node.id.clone(),
                     host: node.ip.clone(),
                     port: 22,
                     user: "root".into(),
                     key: cluster.key(),
                 },
-                host_keys.clone(),
-                options.clone(),
-            )
+            };
+            Remote::new(target, host_keys.clone(), options.clone())
         })
         .collect();
     Ok(Fleet::new(remotes))
