@@ -114,8 +114,9 @@ pub struct ServeArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ClusterAction {
-    /// Start a cluster (containers on a network of their own, reached over SSH) and wait until
-    /// every node answers.
+    /// Start a cluster and wait until every node answers SSH: containers on a network of their
+    /// own (docker), hosts you name (ssh: Fissure installs what it needs there), or Vagrant
+    /// machines (vagrant).
     Up {
         /// The cluster's name: containers are <name>-n1, <name>-n2, ...
         #[arg(default_value = "fissure")]
@@ -128,6 +129,21 @@ pub enum ClusterAction {
         /// so that runs of it can use the cluster.
         #[arg(long)]
         target: Option<String>,
+        /// ssh: the hosts, comma separated, each `[user@]host[:port][=peer-address]`.
+        #[arg(long, value_delimiter = ',')]
+        hosts: Option<Vec<String>>,
+        /// ssh: a hosts file instead of --hosts.
+        #[arg(long)]
+        hosts_file: Option<PathBuf>,
+        /// ssh: the private key that logs in to the hosts.
+        #[arg(long)]
+        ssh_key: Option<PathBuf>,
+        /// vagrant: the Vagrantfile's folder [default: one per cluster in the state directory].
+        #[arg(long)]
+        vagrant_dir: Option<PathBuf>,
+        /// vagrant: docker, libvirt or virtualbox.
+        #[arg(long, default_value = "docker")]
+        provider: String,
     },
     /// Remove a cluster: its containers, network and state (key, pinned host keys, ledger).
     Down {

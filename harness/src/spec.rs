@@ -51,10 +51,31 @@ pub struct SpecFile {
     #[arg(long, value_delimiter = ',')]
     #[serde(default, deserialize_with = "text::list_opt")]
     pub endpoints: Option<Vec<String>>,
-    /// docker: run on this cluster (from `fissure cluster up`) instead of a cluster made for
-    /// the run and removed after it.
+    /// docker, ssh, vagrant: run on this cluster (from `fissure cluster up`) instead of one
+    /// made for the run and removed after it.
     #[arg(long)]
     pub cluster: Option<String>,
+    /// --backend ssh: the hosts, comma separated, each `[user@]host[:port][=peer-address]`
+    /// (user root and port 22 by default; the peer address where the other nodes reach it,
+    /// when not the SSH host).
+    #[arg(long, value_delimiter = ',')]
+    #[serde(default, deserialize_with = "text::list_opt")]
+    pub hosts: Option<Vec<String>>,
+    /// --backend ssh: a hosts file (TOML, `[[host]] ssh = "user@host:port"`, optional `peer`
+    /// and `key`) instead of --hosts.
+    #[arg(long)]
+    pub hosts_file: Option<PathBuf>,
+    /// --backend ssh: the private key that logs in to every host (its path is recorded, never
+    /// the key).
+    #[arg(long)]
+    pub ssh_key: Option<PathBuf>,
+    /// --backend vagrant: the folder of the Vagrantfile [default: one per cluster in
+    /// Fissure's state directory].
+    #[arg(long)]
+    pub vagrant_dir: Option<PathBuf>,
+    /// --backend vagrant: docker, libvirt or virtualbox [default: docker].
+    #[arg(long)]
+    pub provider: Option<String>,
     /// Cluster size [default: 5].
     #[arg(long)]
     pub nodes: Option<usize>,
@@ -187,6 +208,11 @@ impl SpecFile {
             nemesis,
             backend,
             cluster,
+            hosts,
+            hosts_file,
+            ssh_key,
+            vagrant_dir,
+            provider,
             nodes,
             time_limit,
             concurrency,
@@ -217,8 +243,22 @@ pub enum BackendKind {
     Local,
     /// A container per node, controlled over SSH.
     Docker,
+    /// Hosts that exist already, over SSH (`--hosts` or `--hosts-file`).
+    Ssh,
+    /// Vagrant machines (`vagrant/Vagrantfile`), then driven as SSH hosts.
+    Vagrant,
     /// A system the user already runs, at `--endpoints`: clients only, no faults.
     None,
+}
+
+impl BackendKind {
+    /// Whether nodes are reached over SSH (and so heal, ledgers and `fissure cluster` apply).
+    pub fn over_ssh(self) -> bool {
+        matches!(
+            self,
+            BackendKind::Docker | BackendKind::Ssh | BackendKind::Vagrant
+        )
+    }
 }
 
 impl BackendKind {
@@ -226,6 +266,8 @@ impl BackendKind {
         match self {
             BackendKind::Local => "local",
             BackendKind::Docker => "docker",
+            BackendKind::Ssh => "ssh",
+            BackendKind::Vagrant => "vagrant",
             BackendKind::None => "none",
         }
     }
@@ -237,12 +279,12 @@ impl FromStr for BackendKind {
         match s {
             "local" => Ok(BackendKind::Local),
             "docker" => Ok(BackendKind::Docker),
+            "ssh" => Ok(BackendKind::Ssh),
+            "vagrant" => Ok(BackendKind::Vagrant),
             "none" => Ok(BackendKind::None),
-            "ssh" | "vagrant" => Err(format!(
-                "the {s} backend is not built yet; use --backend local or docker"
-            )),
             other => Err(format!(
-                "unknown backend {other:?}; use local, docker, or none (an existing system)"
+                "unknown backend {other:?}; use local, docker, ssh, vagrant, or none (an \
+                 existing system)"
             )),
         }
     }
@@ -268,8 +310,18 @@ pub struct RunSpec {
     pub workload: workloads::workload::WorkloadKind,
     pub nemesis: Vec<nuclei::nemesis::FaultKind>,
     pub backend: BackendKind,
-    /// docker: an existing cluster to run on (else one is made for the run).
+    /// docker, ssh, vagrant: an existing cluster to run on (else one is made for the run).
     pub cluster: Option<String>,
+    /// ssh: the hosts as given (`--hosts`), a hosts file, the key for all.
+    pub hosts: Vec<String>,
+    pub hosts_file: Option<PathBuf>,
+    pub ssh_key: Option<PathBuf>,
+    /// ssh: the hosts, resolved (empty on an existing cluster).
+    pub ssh_hosts: Vec<crate::backend::ssh::HostSpec>,
+    /// vagrant: the Vagrantfile's folder (else one per cluster in the state directory).
+    pub vagrant_dir: Option<PathBuf>,
+    /// vagrant: docker, libvirt or virtualbox.
+    pub provider: String,
     pub nodes: usize,
     pub time_limit: Duration,
     pub concurrency: usize,
@@ -317,6 +369,50 @@ pub mod defaults {
 }
 
 impl SpecFile {
+    /// `--hosts` (with `--ssh-key`) or `--hosts-file`, resolved; only `--backend ssh` takes
+    /// them, and it needs them unless it runs on an existing cluster.
+    pub(crate) fn ssh_hosts(
+        &self,
+        backend: BackendKind,
+    ) -> anyhow::Result<Vec<crate::backend::ssh::HostSpec>> {
+        use crate::backend::ssh::hosts;
+        let given = self.hosts.is_some() || self.hosts_file.is_some() || self.ssh_key.is_some();
+        if backend != BackendKind::Ssh {
+            if given {
+                bail!("hosts, hosts-file, ssh-key: only for --backend ssh");
+            }
+            return Ok(Vec::new());
+        }
+        let key = self.ssh_key.as_deref().map(|k| {
+            hosts::expand_home(k).unwrap_or_else(|| {
+                std::env::current_dir()
+                    .map(|dir| dir.join(k))
+                    .unwrap_or_else(|_| k.to_path_buf())
+            })
+        });
+        match (&self.hosts, &self.hosts_file, &self.cluster) {
+            (Some(_), Some(_), _) => bail!("hosts, hosts-file: give one of them, not both"),
+            (Some(list), None, None) => {
+                let Some(key) = key else {
+                    bail!("ssh-key: --hosts needs the private key that logs in, e.g. --ssh-key ~/.ssh/id_ed25519");
+                };
+                hosts::parse_list(&list.join(","), &key)
+                    .map_err(|e| anyhow::anyhow!("hosts: {e:#}"))
+            }
+            (None, Some(file), None) => hosts::read_file(file, key.as_deref())
+                .map_err(|e| anyhow::anyhow!("hosts-file: {e:#}")),
+            (None, None, None) => bail!(
+                "hosts: --backend ssh needs the hosts (--hosts root@10.0.0.1,admin@10.0.0.2:2222 \
+                 --ssh-key KEY, or --hosts-file FILE), or --cluster NAME from `fissure cluster up \
+                 --backend ssh`"
+            ),
+            (_, _, Some(_)) if self.hosts.is_some() || self.hosts_file.is_some() => bail!(
+                "hosts: --cluster already names the hosts; leave --hosts and --hosts-file out"
+            ),
+            (_, _, Some(_)) => Ok(Vec::new()),
+        }
+    }
+
     /// Fills in defaults and checks every value; errors name the setting (`--nodes` /
     /// `nodes`). A missing seed is drawn at random (and stored, so the run can be repeated).
     pub fn resolve(&self) -> anyhow::Result<RunSpec> {
@@ -392,14 +488,31 @@ impl SpecFile {
             _ => {}
         }
         if let Some(cluster) = &self.cluster {
-            if backend != BackendKind::Docker {
-                bail!("cluster: --cluster names a docker cluster; add --backend docker");
+            if !backend.over_ssh() {
+                bail!(
+                    "cluster: --cluster names a cluster from `fissure cluster up`; add --backend \
+                     docker, ssh or vagrant"
+                );
             }
             crate::backend::state::check_name(cluster)
                 .map_err(|e| anyhow::anyhow!("cluster: {e}"))?;
         }
+        let ssh_hosts = self.ssh_hosts(backend)?;
+        let provider = self.provider.clone().unwrap_or_else(|| "docker".into());
+        if backend == BackendKind::Vagrant {
+            if !["docker", "libvirt", "virtualbox"].contains(&provider.as_str()) {
+                bail!("provider: {provider:?} is not docker, libvirt or virtualbox");
+            }
+        } else if self.provider.is_some() || self.vagrant_dir.is_some() {
+            bail!("provider, vagrant-dir: only for --backend vagrant");
+        }
         // On an existing cluster, the run uses all of its nodes unless told otherwise.
         let nodes = match (self.nodes, &self.cluster) {
+            (Some(nodes), None) if !ssh_hosts.is_empty() && nodes != ssh_hosts.len() => bail!(
+                "nodes: --nodes {nodes} but {} hosts; leave --nodes out",
+                ssh_hosts.len()
+            ),
+            (None, None) if !ssh_hosts.is_empty() => ssh_hosts.len(),
             (Some(nodes), _) if backend == BackendKind::None && nodes != endpoints.len() => bail!(
                 "nodes: --nodes {nodes} but {} endpoints; leave --nodes out",
                 endpoints.len()
@@ -472,6 +585,12 @@ impl SpecFile {
             nemesis,
             backend,
             cluster: self.cluster.clone(),
+            hosts: self.hosts.clone().unwrap_or_default(),
+            hosts_file: self.hosts_file.clone(),
+            ssh_key: self.ssh_key.clone(),
+            ssh_hosts,
+            vagrant_dir: self.vagrant_dir.clone(),
+            provider,
             nodes,
             time_limit,
             concurrency,
@@ -573,6 +692,11 @@ impl RunSpec {
             backend: Some(self.backend.name().into()),
             endpoints: (!self.endpoints.is_empty()).then(|| self.endpoints.clone()),
             cluster: self.cluster.clone(),
+            hosts: (!self.hosts.is_empty()).then(|| self.hosts.clone()),
+            hosts_file: self.hosts_file.clone(),
+            ssh_key: self.ssh_key.clone(),
+            vagrant_dir: self.vagrant_dir.clone(),
+            provider: (self.backend == BackendKind::Vagrant).then(|| self.provider.clone()),
             nodes: Some(self.nodes),
             time_limit: Some(self.time_limit),
             concurrency: Some(self.concurrency),

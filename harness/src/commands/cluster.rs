@@ -3,28 +3,31 @@
 
 use super::runtime;
 use crate::backend::docker::{cluster, image};
-use crate::backend::{remote, state};
+use crate::backend::{remote, ssh, state};
 use crate::cli::{ClusterAction, HealArgs, ImageAction};
+use crate::spec::{BackendKind, SpecFile};
 use crate::{EXIT_ERROR, EXIT_VALID};
 use anyhow::bail;
+use std::path::PathBuf;
 use std::time::Duration;
-
-fn docker_only(backend: &str) -> anyhow::Result<()> {
-    match backend {
-        "docker" => Ok(()),
-        "local" => bail!(
-            "local clusters live only as long as their run; `fissure cluster` manages docker \
-             clusters (--backend docker)"
-        ),
-        other => bail!("the {other} backend is not built yet; use --backend docker"),
-    }
-}
 
 fn spinner(message: String) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new_spinner();
     bar.set_message(message);
     bar.enable_steady_tick(Duration::from_millis(120));
     bar
+}
+
+fn check_backend(backend: &str) -> anyhow::Result<BackendKind> {
+    let kind: BackendKind = backend.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+    match kind {
+        BackendKind::Local => bail!(
+            "local clusters live only as long as their run; `fissure cluster` manages docker, \
+             ssh and vagrant clusters"
+        ),
+        BackendKind::None => bail!("--backend none has no cluster to manage"),
+        kind => Ok(kind),
+    }
 }
 
 pub fn run(action: ClusterAction) -> anyhow::Result<u8> {
@@ -35,38 +38,71 @@ pub fn run(action: ClusterAction) -> anyhow::Result<u8> {
             backend,
             nodes,
             target,
+            hosts,
+            hosts_file,
+            ssh_key,
+            vagrant_dir,
+            provider,
         } => {
-            docker_only(&backend)?;
+            let kind = check_backend(&backend)?;
             let packages = match &target {
                 Some(target) => crate::target::Target::find(target)?.def.install.packages,
                 None => Vec::new(),
             };
-            let bar = spinner(format!("bringing up cluster {name} ({nodes} nodes)"));
-            let up = runtime.block_on(cluster::up_with(&name, nodes, false, &packages));
+            let host_list = SpecFile {
+                backend: Some(backend.clone()),
+                hosts,
+                hosts_file,
+                ssh_key,
+                ..SpecFile::default()
+            }
+            .ssh_hosts(kind)?;
+            let bar = spinner(format!("bringing up {backend} cluster {name}"));
+            let up = match kind {
+                BackendKind::Ssh => runtime
+                    .block_on(ssh::up(&name, "ssh", &host_list, &packages, false))
+                    .map(|(state, ready)| {
+                        (state, format!("SSH ready in {:.1} s", ready.as_secs_f64()))
+                    }),
+                BackendKind::Vagrant => {
+                    runtime.block_on(vagrant_up(&name, nodes, &provider, vagrant_dir, &packages))
+                }
+                _ => runtime
+                    .block_on(cluster::up_with(&name, nodes, false, &packages))
+                    .map(|(state, timings)| {
+                        let took = format!(
+                            "took {:.1} s (image {:.1} s, containers {:.1} s, SSH ready {:.1} s)",
+                            (timings.image + timings.containers + timings.ssh_ready).as_secs_f64(),
+                            timings.image.as_secs_f64(),
+                            timings.containers.as_secs_f64(),
+                            timings.ssh_ready.as_secs_f64(),
+                        );
+                        (state, took)
+                    }),
+            };
             bar.finish_and_clear();
-            let (state, timings) = up?;
+            let (state, took) = up?;
             println!(
-                "cluster {} is up: {} nodes on {}, image {}",
+                "cluster {} is up: {} {} nodes{}",
                 state.name,
                 state.nodes.len(),
-                state.subnet,
-                state.image
+                state.backend,
+                if state.image.is_empty() {
+                    String::new()
+                } else {
+                    format!(" on {}, image {}", state.subnet, state.image)
+                }
             );
             for node in &state.nodes {
-                println!("  {:<4} {:<24} {}", node.id, node.container, node.ip);
+                println!("  {:<4} {:<28} {}", node.id, node.container, node.ip);
             }
             println!(
-                "took {:.1} s (image {:.1} s, containers {:.1} s, SSH ready {:.1} s); latency \
-                 faults by {}",
-                (timings.image + timings.containers + timings.ssh_ready).as_secs_f64(),
-                timings.image.as_secs_f64(),
-                timings.containers.as_secs_f64(),
-                timings.ssh_ready.as_secs_f64(),
+                "{took}; latency faults by {}",
                 describe_latency(&state.latency)
             );
             println!(
-                "run on it: fissure run --backend docker --cluster {}",
-                state.name
+                "run on it: fissure run --backend {} --cluster {}",
+                state.backend, state.name
             );
             Ok(EXIT_VALID)
         }
@@ -75,8 +111,9 @@ pub fn run(action: ClusterAction) -> anyhow::Result<u8> {
             backend,
             force,
         } => {
-            docker_only(&backend)?;
-            let lock = match state::ClusterState::load(&name) {
+            let flagged = check_backend(&backend)?;
+            let loaded = state::ClusterState::load(&name);
+            let lock = match &loaded {
                 Ok(cluster) if !force => {
                     Some(cluster.lock("fissure cluster down").map_err(|e| {
                         e.context("stop that run first, or remove it anyway with --force")
@@ -84,10 +121,22 @@ pub fn run(action: ClusterAction) -> anyhow::Result<u8> {
                 }
                 _ => None,
             };
-            let removed = runtime.block_on(cluster::down(&name))?;
+            // The cluster's own record says what it is; the flag only matters without one.
+            let kind = match &loaded {
+                Ok(cluster) => cluster.backend.parse().unwrap_or(flagged),
+                Err(_) => flagged,
+            };
+            let removed = runtime.block_on(down(&name, kind))?;
             drop(lock);
             if removed {
-                println!("cluster {name} removed (containers, network and state)");
+                println!(
+                    "cluster {name} removed ({})",
+                    match kind {
+                        BackendKind::Ssh => "its hosts cleaned of everything Fissure put there",
+                        BackendKind::Vagrant => "its machines destroyed",
+                        _ => "containers, network and state",
+                    }
+                );
             } else {
                 println!(
                     "no cluster named {name}: nothing to remove (state is looked for in {})",
@@ -97,7 +146,7 @@ pub fn run(action: ClusterAction) -> anyhow::Result<u8> {
             Ok(EXIT_VALID)
         }
         ClusterAction::Status { name, backend } => {
-            docker_only(&backend)?;
+            check_backend(&backend)?;
             let names = match name {
                 Some(name) => vec![name],
                 None => state::list(),
@@ -113,6 +162,15 @@ pub fn run(action: ClusterAction) -> anyhow::Result<u8> {
             }
             Ok(EXIT_VALID)
         }
+    }
+}
+
+/// Removes a cluster of any backend.
+async fn down(name: &str, kind: BackendKind) -> anyhow::Result<bool> {
+    match kind {
+        BackendKind::Ssh => ssh::down(name).await,
+        BackendKind::Vagrant => vagrant_down(name).await,
+        _ => cluster::down(name).await,
     }
 }
 
@@ -138,7 +196,12 @@ async fn print_status(name: &str) -> anyhow::Result<()> {
             ""
         }
     );
-    let containers = cluster::container_states(&state).await;
+    let containers = match state.backend.as_str() {
+        "docker" => cluster::container_states(&state).await,
+        _ => (state.nodes.iter())
+            .map(|n| (n.id.clone(), "host".to_string()))
+            .collect(),
+    };
     let containers_gone = containers.iter().any(|(_, c)| c == "missing");
     let fleet = remote::probe_fleet(&state)?;
     let answers = fleet.exec_all("true", Duration::from_secs(3)).await;
@@ -229,6 +292,17 @@ async fn heal_one(name: &str, force: bool) -> anyhow::Result<()> {
         "{name}: healed: no Fissure chain, paused target or skewed clock on its {} nodes",
         state.nodes.len()
     );
+    // Hosts and machines registered for one run whose controller died: nothing of the run
+    // may stay on them.
+    if state.ephemeral && state.backend != "docker" {
+        let kind = state.backend.parse().unwrap_or(BackendKind::Ssh);
+        drop(_lock);
+        down(name, kind).await?;
+        println!(
+            "{name}: made for a run that did not finish: removed ({} backend)",
+            state.backend
+        );
+    }
     Ok(())
 }
 
@@ -240,4 +314,21 @@ pub fn image(action: ImageAction) -> anyhow::Result<u8> {
         ImageAction::Ensure => println!("{}", runtime()?.block_on(image::ensure())?),
     }
     Ok(EXIT_VALID)
+}
+
+/// `cluster up --backend vagrant`: the machines, then their hosts made ready.
+async fn vagrant_up(
+    name: &str,
+    nodes: usize,
+    provider: &str,
+    vagrant_dir: Option<PathBuf>,
+    packages: &[String],
+) -> anyhow::Result<(state::ClusterState, String)> {
+    let _ = (name, nodes, provider, vagrant_dir, packages);
+    bail!("the vagrant backend is not wired yet")
+}
+
+async fn vagrant_down(name: &str) -> anyhow::Result<bool> {
+    let _ = name;
+    bail!("the vagrant backend is not wired yet")
 }

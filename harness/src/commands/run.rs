@@ -9,7 +9,7 @@ use crate::backend::existing::ExistingCluster;
 use crate::backend::local::{LocalCluster, LocalConfig};
 use crate::backend::remote::file_target::FileTarget;
 use crate::backend::remote::Launch;
-use crate::backend::{docker, RunCluster};
+use crate::backend::{docker, ssh, RunCluster};
 use crate::cli::RunArgs;
 use crate::runner::{self, recorder, RunInputs};
 use crate::spec::{BackendKind, RunSpec, SpecFile};
@@ -234,22 +234,41 @@ async fn start_cluster(
         }
         // Not cancelled midway: a half-made docker cluster would outlive us. Its steps are
         // bounded by timeouts; an interruption is honoured once it is up, by taking it down.
-        BackendKind::Docker => {
-            let cluster = docker::start_for_run(docker::RunRequest {
-                cluster: spec.cluster.clone(),
-                launch,
-                nodes: spec.nodes,
-                packages: spec.def.install.packages.clone(),
-                logs_dir: run.nodes(),
-                start_timeout: spec.def.ready_timeout()?,
-                link_faults: spec.nemesis.iter().any(|f| {
-                    matches!(
-                        f,
-                        nuclei::nemesis::FaultKind::Latency | nuclei::nemesis::FaultKind::Loss
-                    )
-                }),
-            })
-            .await?;
+        BackendKind::Docker | BackendKind::Ssh | BackendKind::Vagrant => {
+            let link_faults = spec.nemesis.iter().any(|f| {
+                matches!(
+                    f,
+                    nuclei::nemesis::FaultKind::Latency | nuclei::nemesis::FaultKind::Loss
+                )
+            });
+            let cluster = match spec.backend {
+                BackendKind::Docker => {
+                    docker::start_for_run(docker::RunRequest {
+                        cluster: spec.cluster.clone(),
+                        launch,
+                        nodes: spec.nodes,
+                        packages: spec.def.install.packages.clone(),
+                        logs_dir: run.nodes(),
+                        start_timeout: spec.def.ready_timeout()?,
+                        link_faults,
+                    })
+                    .await?
+                }
+                BackendKind::Ssh => {
+                    ssh::start_for_run(ssh::RunRequest {
+                        cluster: spec.cluster.clone(),
+                        hosts: spec.ssh_hosts.clone(),
+                        launch,
+                        nodes: spec.nodes,
+                        packages: spec.def.install.packages.clone(),
+                        logs_dir: run.nodes(),
+                        start_timeout: spec.def.ready_timeout()?,
+                        link_faults,
+                    })
+                    .await?
+                }
+                _ => anyhow::bail!("the vagrant backend is not wired yet"),
+            };
             if *stop.borrow() {
                 if let Err(e) = cluster.shutdown().await {
                     tracing::error!("shutting the cluster down: {e:#}");
@@ -323,7 +342,7 @@ async fn watch_ctrl_c(stop: watch::Sender<bool>, backend: BackendKind) {
     let _ = stop.send(true);
     if tokio::signal::ctrl_c().await.is_ok() {
         eprintln!("aborted");
-        if backend == BackendKind::Docker {
+        if backend.over_ssh() {
             eprintln!(
                 "faults and containers may remain: see `fissure cluster status`, then \
                  `fissure heal` (and `fissure cluster down <name>` for a cluster made for this run)"

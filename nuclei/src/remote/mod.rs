@@ -31,9 +31,17 @@ pub struct SshTarget {
     pub node: NodeId,
     pub host: String,
     pub port: u16,
+    /// Anyone but root runs every command through passwordless `sudo -n`: faults need root.
     pub user: String,
     /// Private key file (OpenSSH format, e.g. ed25519 from `ssh-keygen`); never passwords.
     pub key: PathBuf,
+}
+
+impl SshTarget {
+    /// Whether commands and file transfers go through `sudo -n`.
+    pub fn uses_sudo(&self) -> bool {
+        self.user != "root"
+    }
 }
 
 /// Connection tuning for one node.
@@ -159,6 +167,21 @@ impl Remote {
     /// session is then dropped; the command may still be running on the node). `timeout`
     /// counts from the command's start, not the wait for a free session.
     pub async fn exec(&self, command: &str, timeout: Duration) -> anyhow::Result<ExecOutput> {
+        self.exec_as_login(&self.as_root(command), timeout).await
+    }
+
+    /// `command` as root: itself when logged in as root, else through `sudo -n` (never a
+    /// password prompt: a host without passwordless sudo fails at once, and says so).
+    fn as_root(&self, command: &str) -> String {
+        if self.inner.target.uses_sudo() {
+            format!("sudo -n /bin/sh -c {}", shell_quote(command))
+        } else {
+            command.to_string()
+        }
+    }
+
+    /// [`Remote::exec`] as the login user, without sudo.
+    async fn exec_as_login(&self, command: &str, timeout: Duration) -> anyhow::Result<ExecOutput> {
         let start = Instant::now();
         let cmd = command.to_string();
         let label = self.inner.label.clone();
@@ -230,8 +253,9 @@ impl Remote {
         let path = remote_path.to_string();
         let label = self.inner.label.clone();
         let io_timeout = self.inner.options.io_timeout;
+        let sudo = self.inner.target.uses_sudo();
         self.run(false, move |conn| {
-            ops::upload(conn, &label, &source, &path, mode, io_timeout)
+            ops::upload(conn, &label, &source, &path, mode, io_timeout, sudo)
         })
         .await?;
         tracing::debug!(
@@ -246,6 +270,40 @@ impl Remote {
     /// Copies `remote_path` from the node to `local`, through `local.part` and a rename, so a
     /// reader of `local` never sees half a file.
     pub async fn download(&self, remote_path: &str, local: &Path) -> anyhow::Result<()> {
+        if self.inner.target.uses_sudo() {
+            return self.download_with_sudo(remote_path, local).await;
+        }
+        self.download_as_login(remote_path, local).await
+    }
+
+    /// A file only root may read is copied by root to a file of the login user's first.
+    async fn download_with_sudo(&self, remote_path: &str, local: &Path) -> anyhow::Result<()> {
+        let staging = ops::staging_path();
+        let copy = format!(
+            "umask 077; sudo -n /bin/cat -- {} > {}",
+            shell_quote(remote_path),
+            shell_quote(&staging)
+        );
+        let timeout = self.inner.options.io_timeout;
+        let copied = self.exec_as_login(&copy, timeout).await;
+        let result = match copied {
+            Ok(out) if out.code == 0 => self.download_as_login(&staging, local).await,
+            Ok(out) => Err(anyhow::anyhow!(
+                "cannot read {remote_path} on {} through sudo (exit {}): {}",
+                self.inner.label,
+                out.code,
+                out.stderr.trim()
+            )),
+            Err(e) => Err(e),
+        };
+        let remove = format!("rm -f -- {}", shell_quote(&staging));
+        if let Err(e) = self.exec_as_login(&remove, timeout).await {
+            tracing::debug!(node = self.node(), "removing {staging}: {e:#}");
+        }
+        result
+    }
+
+    async fn download_as_login(&self, remote_path: &str, local: &Path) -> anyhow::Result<()> {
         let start = Instant::now();
         let path = remote_path.to_string();
         let to = local.to_path_buf();

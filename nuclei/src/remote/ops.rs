@@ -126,7 +126,13 @@ fn start_sftp(conn: &Conn, label: &str, io_timeout: Duration) -> Result<ssh2::Sf
         .map_err(|e| conn.retry(anyhow!("starting SFTP on {label}: {e}")))
 }
 
-/// Writes `source` to `remote_path.part`, sets `mode`, and renames it over `remote_path`.
+/// A fresh path in `/tmp` for a file on its way to or from a place only root may write or read.
+pub(super) fn staging_path() -> String {
+    format!("/tmp/.fissure-transfer-{:016x}", rand::random::<u64>())
+}
+
+/// Writes `source` to `remote_path.part`, sets `mode`, and renames it over `remote_path`. With
+/// `sudo`, the login user writes a file in `/tmp`, and root copies it into place.
 pub(super) fn upload(
     conn: &Conn,
     label: &str,
@@ -134,9 +140,14 @@ pub(super) fn upload(
     remote_path: &str,
     mode: i32,
     io_timeout: Duration,
+    sudo: bool,
 ) -> Result<(), Attempt> {
     let sftp = start_sftp(conn, label, io_timeout)?;
-    let part = format!("{remote_path}.part");
+    let part = if sudo {
+        staging_path()
+    } else {
+        format!("{remote_path}.part")
+    };
     let flags = OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::TRUNCATE;
     let mut file = sftp
         .open_mode(Path::new(&part), flags, mode, OpenType::File)
@@ -182,11 +193,26 @@ pub(super) fn upload(
     sftp.setstat(Path::new(&part), stat)
         .map_err(|e| classify(conn, e, format!("setting the mode of {part} on {label}")))?;
     // SFTP's rename refuses to replace an existing file; mv is rename(2), atomic.
-    let mv = format!(
-        "mv -f -- {} {}",
-        shell_quote(&part),
-        shell_quote(remote_path)
-    );
+    let mv = if sudo {
+        let target_part = format!("{remote_path}.part");
+        let as_root = format!(
+            "cp -- {staged} {part} && chmod {mode:o} {part} && mv -f -- {part} {to}",
+            staged = shell_quote(&part),
+            part = shell_quote(&target_part),
+            to = shell_quote(remote_path)
+        );
+        format!(
+            "sudo -n /bin/sh -c {}; code=$?; rm -f -- {}; exit $code",
+            shell_quote(&as_root),
+            shell_quote(&part)
+        )
+    } else {
+        format!(
+            "mv -f -- {} {}",
+            shell_quote(&part),
+            shell_quote(remote_path)
+        )
+    };
     match exec(conn, label, &mv, io_timeout, io_timeout) {
         Ok(out) if out.code == 0 => Ok(()),
         Ok(out) => Err(Attempt::Fail {

@@ -134,7 +134,7 @@ async fn provision(
         )
     })?;
     timings.ssh_ready = ready.elapsed();
-    cluster.latency = remote::probe_latency_mechanism(&fleet).await?;
+    cluster.latency = remote::probe_latency_mechanism(&fleet, None).await?;
     cluster.save()?;
     tracing::info!(
         cluster = %cluster.name,

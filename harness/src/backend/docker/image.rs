@@ -20,13 +20,15 @@ pub const REPOSITORY: &str = "fissure-node";
 /// Bump to force a new image when the build steps change in ways the inputs below don't show.
 const RECIPE_VERSION: &str = "1";
 /// What a node needs: sshd for control, iproute2 (tc) and iptables for network faults, procps
-/// for process state, libfaketime for clock faults.
+/// for process state, libfaketime for clock faults; sudo, so that a container can stand in for
+/// a host that logs in as someone other than root (the ssh backend's tests).
 const PACKAGES: &[&str] = &[
     "openssh-server",
     "iproute2",
     "iptables",
     "procps",
     "faketime",
+    "sudo",
 ];
 const ENTRYPOINT: &str = include_str!("entrypoint.sh");
 const SSHD_CONFIG: &str = include_str!("sshd.conf");

@@ -70,11 +70,20 @@ fn fleet_with(cluster: &ClusterState, options: RemoteOptions) -> anyhow::Result<
     Ok(Fleet::new(remotes))
 }
 
-/// Whether the nodes' kernel has tc netem: "netem:<device>" if so, else "link-daemon".
-pub async fn probe_latency_mechanism(fleet: &Fleet) -> anyhow::Result<String> {
+/// Whether the nodes' kernel has tc netem: "netem:<device>" if so, else "link-daemon". The
+/// device is the one that carries traffic to `peer` (another node's address), else the
+/// default route's.
+pub async fn probe_latency_mechanism(fleet: &Fleet, peer: Option<&str>) -> anyhow::Result<String> {
     let first = fleet.remotes().first().context("a cluster without nodes")?;
+    let route = match peer {
+        Some(peer) => format!(
+            "ip -4 route get {} 2>/dev/null | sed -n 's/.* dev \\([^ ]*\\).*/\\1/p' | head -n 1",
+            commands::shell_quote(peer)
+        ),
+        None => "ip -4 route show default | awk '{print $5; exit}'".to_string(),
+    };
     let probe = format!(
-        "dev=$(ip -4 route show default | awk '{{print $5; exit}}'); \
+        "dev=$({route}); \
          if {}; then echo \"netem:${{dev:-eth0}}\"; else echo link-daemon; fi",
         commands::probe_netem()
     );

@@ -1,4 +1,246 @@
-//! The ssh backend: hosts that exist already (a lab, cloud machines, Vagrant VMs), given by
-//! the user and reached over SSH exactly as docker nodes are ([`crate::backend::remote`]).
+//! The ssh backend: hosts that exist already (a lab, cloud machines, Vagrant's VMs), given by
+//! the user ([`hosts`]), made ready for Fissure ([`prepare`]), and then driven over SSH exactly
+//! as docker nodes are ([`crate::backend::remote`]): the same targets, faults, ledger and heal.
+//!
+//! What Fissure keeps about such a cluster is its state directory (logins, pinned host keys,
+//! the ledger); the private keys stay where the user keeps them. `down` stops everything
+//! Fissure started on the hosts and removes its files, but never the hosts.
 
 pub mod hosts;
+pub mod prepare;
+
+use crate::backend::remote::{self, Launch, RemoteCluster, TargetConfig, TeardownFn};
+use crate::backend::state::{self, ClusterState, NodeRecord, SshLogin};
+use anyhow::{bail, Context};
+pub use hosts::HostSpec;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// How long hosts may take to accept an SSH login.
+const SSH_READY_LIMIT: Duration = Duration::from_secs(60);
+
+/// Registers `hosts` as cluster `name` (`backend` is "ssh" or "vagrant") and makes every
+/// host ready: root through sudo, the tools faults need, `packages`, Fissure's binary.
+/// Returns the state and how long the hosts took to answer SSH.
+pub async fn up(
+    name: &str,
+    backend: &str,
+    hosts: &[HostSpec],
+    packages: &[String],
+    ephemeral: bool,
+) -> anyhow::Result<(ClusterState, Duration)> {
+    state::check_name(name)?;
+    if hosts.is_empty() || hosts.len() > 64 {
+        bail!("a cluster needs 1 to 64 hosts, got {}", hosts.len());
+    }
+    if state::dir(name).join("cluster.json").exists() {
+        bail!(
+            "a cluster named {name:?} exists already: run on it with `fissure run --backend \
+             {backend} --cluster {name}`, or forget it with `fissure cluster down {name}`"
+        );
+    }
+    for host in hosts {
+        if !host.key.is_file() {
+            bail!(
+                "{}: no SSH private key at {}: give one with --ssh-key",
+                host.id,
+                host.key.display()
+            );
+        }
+    }
+    let mut cluster = ClusterState {
+        name: name.to_string(),
+        backend: backend.to_string(),
+        image: String::new(),
+        network: String::new(),
+        subnet: String::new(),
+        nodes: hosts.iter().map(record).collect(),
+        latency: String::new(),
+        ephemeral,
+        created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+    };
+    cluster.create_dir()?;
+    // Saved first, so that `down` and `heal` know the hosts whatever happens next.
+    cluster.save()?;
+    match provision(&mut cluster, packages).await {
+        Ok(ready) => Ok((cluster, ready)),
+        Err(e) => {
+            if let Err(cleanup) = down(name).await {
+                tracing::warn!("cleaning up after a failed `up`: {cleanup:#}");
+            }
+            Err(e.context(format!("bringing up {backend} cluster {name}")))
+        }
+    }
+}
+
+fn record(host: &HostSpec) -> NodeRecord {
+    NodeRecord {
+        id: host.id.clone(),
+        container: login_label(host),
+        ip: host.peer.clone(),
+        ssh: Some(SshLogin {
+            host: host.ssh_host.clone(),
+            port: host.ssh_port,
+            user: host.user.clone(),
+            key: host.key.clone(),
+        }),
+    }
+}
+
+/// `user@host:port`, as people write it.
+fn login_label(host: &HostSpec) -> String {
+    let address = match host.ssh_host.contains(':') {
+        true => format!("[{}]", host.ssh_host),
+        false => host.ssh_host.clone(),
+    };
+    format!("{}@{address}:{}", host.user, host.ssh_port)
+}
+
+async fn provision(cluster: &mut ClusterState, packages: &[String]) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let fleet = remote::fleet(cluster)?;
+    fleet.wait_ready(SSH_READY_LIMIT).await.with_context(|| {
+        format!(
+            "check each host's address, user and key; host keys are pinned on first use in {}",
+            cluster.known_hosts().display()
+        )
+    })?;
+    let ready = started.elapsed();
+    let mut preparing = tokio::task::JoinSet::new();
+    for node in fleet.remotes() {
+        let node = node.clone();
+        let packages = packages.to_vec();
+        preparing.spawn(async move {
+            let id = node.node().to_string();
+            prepare::prepare_host(&node, &packages)
+                .await
+                .with_context(|| format!("preparing {id}"))
+        });
+    }
+    while let Some(done) = preparing.join_next().await {
+        done.context("a host preparation task failed")??;
+    }
+    // Probed on the interface that carries peer traffic, not the default route: a host's
+    // management network is often another one.
+    let peer = cluster.nodes.get(1).unwrap_or(&cluster.nodes[0]).ip.clone();
+    cluster.latency = remote::probe_latency_mechanism(&fleet, Some(&peer)).await?;
+    cluster.save()?;
+    tracing::info!(cluster = %cluster.name, nodes = cluster.nodes.len(), ?ready, "hosts ready");
+    Ok(ready)
+}
+
+/// Heals the faults the ledger knows, stops everything Fissure started on the hosts, removes
+/// its files there, and forgets the cluster. Hosts that do not answer are named, and the state
+/// is kept so that a later `down` can finish. Returns whether there was such a cluster.
+pub async fn down(name: &str) -> anyhow::Result<bool> {
+    state::check_name(name)?;
+    let cluster = match ClusterState::load(name) {
+        Ok(cluster) => cluster,
+        Err(_) if !state::dir(name).exists() => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let faults = remote::faults(&cluster)?;
+    let fleet = faults.fleet();
+    if let Err(e) = fleet.wait_ready(Duration::from_secs(10)).await {
+        tracing::warn!("not every host of {name} answers: {e:#}");
+    }
+    let mut failures = Vec::new();
+    match faults.heal_everything().await {
+        Ok(report) => failures.extend(report.failures),
+        Err(e) => failures.push(format!("healing: {e:#}")),
+    }
+    for (node, result) in fleet
+        .exec_all(&prepare::clean_host(), Duration::from_secs(60))
+        .await
+    {
+        match result {
+            Ok(out) if out.code == 0 => {}
+            Ok(out) => failures.push(format!("cleaning {node}: {}", out.stderr.trim())),
+            Err(e) => failures.push(format!("cleaning {node}: {e:#}")),
+        }
+    }
+    if !failures.is_empty() {
+        bail!(
+            "{} (the cluster's state is kept: run `fissure cluster down {name}` again once the \
+             hosts answer)",
+            failures.join("; ")
+        );
+    }
+    std::fs::remove_dir_all(state::dir(name))
+        .with_context(|| format!("cannot remove {}", state::dir(name).display()))?;
+    Ok(true)
+}
+
+/// What a run asks of the ssh backend.
+pub struct RunRequest {
+    /// An existing cluster (`fissure cluster up --backend ssh`), or hosts for one made for the
+    /// run.
+    pub cluster: Option<String>,
+    pub hosts: Vec<HostSpec>,
+    pub launch: Launch,
+    pub nodes: usize,
+    pub packages: Vec<String>,
+    pub logs_dir: PathBuf,
+    pub start_timeout: Duration,
+    pub link_faults: bool,
+}
+
+/// Starts the target on the hosts: the named cluster, or one registered for this run, which
+/// the run's shutdown cleans off the hosts again (also when the start fails).
+pub async fn start_for_run(request: RunRequest) -> anyhow::Result<RemoteCluster> {
+    let (state, ephemeral) = match &request.cluster {
+        Some(name) => {
+            let state = ClusterState::load(name)?;
+            let fleet = remote::fleet(&state)?;
+            for node in fleet.remotes() {
+                prepare::prepare_host(node, &request.packages)
+                    .await
+                    .with_context(|| format!("preparing {} of cluster {name}", node.node()))?;
+            }
+            (state, false)
+        }
+        None => {
+            let name = format!("ssh-{}-{:04x}", std::process::id(), rand::random::<u16>());
+            let (state, ready) = up(&name, "ssh", &request.hosts, &request.packages, true).await?;
+            tracing::info!(?ready, "hosts of {name} ready for this run");
+            (state, true)
+        }
+    };
+    start_on(state, ephemeral, request).await
+}
+
+/// [`start_for_run`] on a registered cluster; `ephemeral` ones are taken down after the run.
+pub async fn start_on(
+    state: ClusterState,
+    ephemeral: bool,
+    request: RunRequest,
+) -> anyhow::Result<RemoteCluster> {
+    let name = state.name.clone();
+    let teardown = ephemeral.then(|| {
+        let name = name.clone();
+        let down: TeardownFn =
+            Box::new(move || Box::pin(async move { down(&name).await.map(drop) }));
+        down
+    });
+    let config = TargetConfig {
+        launch: request.launch,
+        nodes: request.nodes,
+        program: prepare::NODE_PROGRAM.into(),
+        logs_dir: request.logs_dir,
+        start_timeout: request.start_timeout,
+        link_faults: request.link_faults,
+    };
+    match RemoteCluster::start(state, config, teardown).await {
+        Ok(cluster) => Ok(cluster),
+        Err(e) => {
+            if ephemeral {
+                if let Err(down) = down(&name).await {
+                    tracing::warn!(
+                        "cleaning cluster {name} off its hosts after a failed start: {down:#}"
+                    );
+                }
+            }
+            Err(e)
+        }
+    }
+}
