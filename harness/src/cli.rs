@@ -151,7 +151,7 @@ pub enum ClusterAction {
         name: String,
         #[arg(long, default_value = "docker")]
         backend: String,
-        /// Even while a run is using it.
+        /// Even while a run is using it; ssh: forget hosts that no longer answer.
         #[arg(long)]
         force: bool,
     },
@@ -175,12 +175,25 @@ pub struct HealArgs {
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
-    /// The backend to check: local or docker.
+    /// The backend to check: local, docker, ssh or vagrant.
     #[arg(long, default_value = "local")]
     pub backend: String,
-    /// docker: check this cluster's nodes [default: a probe container made for the check].
+    /// docker, ssh: check this cluster's nodes [default: docker makes a probe container for
+    /// the check; ssh checks --hosts].
     #[arg(long)]
     pub cluster: Option<String>,
+    /// ssh: the hosts to check, as `fissure run --hosts` takes them.
+    #[arg(long, value_delimiter = ',')]
+    pub hosts: Option<Vec<String>>,
+    /// ssh: a hosts file instead of --hosts.
+    #[arg(long)]
+    pub hosts_file: Option<std::path::PathBuf>,
+    /// ssh: the private key that logs in to the hosts.
+    #[arg(long)]
+    pub ssh_key: Option<std::path::PathBuf>,
+    /// vagrant: the provider to check (docker, libvirt, virtualbox).
+    #[arg(long, default_value = "docker")]
+    pub provider: String,
 }
 
 #[derive(Debug, Subcommand)]

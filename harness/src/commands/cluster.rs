@@ -61,8 +61,13 @@ pub fn run(action: ClusterAction) -> anyhow::Result<u8> {
             let up = match kind {
                 BackendKind::Ssh => runtime
                     .block_on(ssh::up(&name, "ssh", &host_list, &packages, false))
-                    .map(|(state, ready)| {
-                        (state, format!("SSH ready in {:.1} s", ready.as_secs_f64()))
+                    .map(|(state, timings)| {
+                        let took = format!(
+                            "SSH ready in {:.1} s, hosts prepared in {:.1} s more",
+                            timings.ssh_ready.as_secs_f64(),
+                            timings.prepared.as_secs_f64()
+                        );
+                        (state, took)
                     }),
                 BackendKind::Vagrant => {
                     runtime.block_on(vagrant_up(&name, nodes, &provider, vagrant_dir, &packages))
@@ -126,7 +131,7 @@ pub fn run(action: ClusterAction) -> anyhow::Result<u8> {
                 Ok(cluster) => cluster.backend.parse().unwrap_or(flagged),
                 Err(_) => flagged,
             };
-            let removed = runtime.block_on(down(&name, kind))?;
+            let removed = runtime.block_on(down(&name, kind, force))?;
             drop(lock);
             if removed {
                 println!(
@@ -165,10 +170,10 @@ pub fn run(action: ClusterAction) -> anyhow::Result<u8> {
     }
 }
 
-/// Removes a cluster of any backend.
-async fn down(name: &str, kind: BackendKind) -> anyhow::Result<bool> {
+/// Removes a cluster of any backend; `force` forgets hosts that no longer answer.
+async fn down(name: &str, kind: BackendKind, force: bool) -> anyhow::Result<bool> {
     match kind {
-        BackendKind::Ssh => ssh::down(name).await,
+        BackendKind::Ssh => ssh::down(name, force).await,
         BackendKind::Vagrant => vagrant_down(name).await,
         _ => cluster::down(name).await,
     }
@@ -184,12 +189,15 @@ fn describe_latency(mechanism: &str) -> String {
 async fn print_status(name: &str) -> anyhow::Result<()> {
     let state = state::ClusterState::load(name)?;
     println!(
-        "{}: {} backend, {} nodes on {}, image {}{}",
+        "{}: {} backend, {} nodes{}{}",
         state.name,
         state.backend,
         state.nodes.len(),
-        state.subnet,
-        state.image,
+        if state.image.is_empty() {
+            String::new()
+        } else {
+            format!(" on {}, image {}", state.subnet, state.image)
+        },
         if state.ephemeral {
             " (made for one run: its controller did not finish)"
         } else {
@@ -297,7 +305,7 @@ async fn heal_one(name: &str, force: bool) -> anyhow::Result<()> {
     if state.ephemeral && state.backend != "docker" {
         let kind = state.backend.parse().unwrap_or(BackendKind::Ssh);
         drop(_lock);
-        down(name, kind).await?;
+        down(name, kind, false).await?;
         println!(
             "{name}: made for a run that did not finish: removed ({} backend)",
             state.backend

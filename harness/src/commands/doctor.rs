@@ -51,7 +51,12 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<u8> {
     let (code, backend) = match args.backend.as_str() {
         "local" => (local(), BackendKind::Local),
         "docker" => (runtime.block_on(docker(args.cluster))?, BackendKind::Docker),
-        other => bail!("unknown backend {other:?}: local or docker"),
+        "ssh" => (runtime.block_on(ssh(args))?, BackendKind::Ssh),
+        "vagrant" => (
+            runtime.block_on(vagrant(&args.provider))?,
+            BackendKind::Vagrant,
+        ),
+        other => bail!("unknown backend {other:?}: local, docker, ssh or vagrant"),
     };
     println!();
     print_targets(backend);
@@ -191,6 +196,98 @@ async fn docker(cluster_name: Option<String>) -> anyhow::Result<u8> {
         &faults,
     );
     Ok(if all_ok { EXIT_VALID } else { EXIT_INVALID })
+}
+
+/// `doctor --backend ssh`: logs in to the hosts (of a cluster, or given), checks root through
+/// sudo on each, then what each fault needs. Installs nothing: `cluster up` and `run` do.
+async fn ssh(args: DoctorArgs) -> anyhow::Result<u8> {
+    let mut setup = Vec::new();
+    let (probe_state, made) = match &args.cluster {
+        Some(name) => (state::ClusterState::load(name)?, false),
+        None => {
+            let hosts = crate::spec::SpecFile {
+                hosts: args.hosts.clone(),
+                hosts_file: args.hosts_file.clone(),
+                ssh_key: args.ssh_key.clone(),
+                ..Default::default()
+            }
+            .ssh_hosts(BackendKind::Ssh)?;
+            let name = format!(
+                "doctor-{}-{:04x}",
+                std::process::id(),
+                rand::random::<u16>()
+            );
+            (ssh_probe_state(&name, &hosts)?, true)
+        }
+    };
+    let mut probe_state = probe_state;
+    let probed = async {
+        let fleet = remote::probe_fleet(&probe_state)?;
+        if probe_state.latency.is_empty() {
+            let peer = probe_state.nodes.get(1).map(|n| n.ip.clone());
+            probe_state.latency = remote::probe_latency_mechanism(&fleet, peer.as_deref()).await?;
+        }
+        for (node, answer) in fleet.exec_all("id -u", Duration::from_secs(10)).await {
+            let user = fleet.get(&node)?.target().user.clone();
+            let root = matches!(&answer, Ok(out) if out.code == 0 && out.stdout.trim() == "0");
+            setup.push(Check::new(
+                &format!("root on {node}"),
+                root,
+                if user == "root" {
+                    "logged in as root".to_string()
+                } else {
+                    format!("{user} through sudo -n")
+                },
+                format!(
+                    "log in as root, or give {user} passwordless sudo (`{user} ALL=(ALL) \
+                     NOPASSWD: ALL` in /etc/sudoers.d/fissure)"
+                ),
+            ));
+        }
+        probe_nodes(&probe_state, &mut setup).await
+    }
+    .await;
+    if made {
+        let _ = std::fs::remove_dir_all(probe_state.dir());
+    }
+    let faults = probed?;
+    let all_ok = setup.iter().chain(&faults).all(|c| c.ok);
+    print_table("ssh backend: hosts", &setup);
+    print_table(
+        if all_ok {
+            "faults: every one works"
+        } else {
+            "faults: some will not work (missing tools are installed by `fissure cluster up` \
+             and `fissure run` where the host has apt)"
+        },
+        &faults,
+    );
+    Ok(if all_ok { EXIT_VALID } else { EXIT_INVALID })
+}
+
+/// A throwaway state directory for probing hosts (pinned host keys need a home).
+fn ssh_probe_state(
+    name: &str,
+    hosts: &[crate::backend::ssh::HostSpec],
+) -> anyhow::Result<state::ClusterState> {
+    let state = state::ClusterState {
+        name: name.into(),
+        backend: "ssh".into(),
+        image: String::new(),
+        network: String::new(),
+        subnet: String::new(),
+        nodes: hosts.iter().map(crate::backend::ssh::record).collect(),
+        latency: String::new(),
+        ephemeral: true,
+        created: String::new(),
+    };
+    state.create_dir()?;
+    Ok(state)
+}
+
+/// `doctor --backend vagrant`: vagrant itself, the provider and its box or image.
+async fn vagrant(provider: &str) -> anyhow::Result<u8> {
+    bail!("VAGRANT-TODO {provider}")
 }
 
 /// SSH to every node, then what each fault needs, asked of the first node.

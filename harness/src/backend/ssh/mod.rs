@@ -19,16 +19,22 @@ use std::time::{Duration, Instant};
 /// How long hosts may take to accept an SSH login.
 const SSH_READY_LIMIT: Duration = Duration::from_secs(60);
 
+/// How long `up` took: to the first SSH login on every host, then to ready hosts.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct UpTimings {
+    pub ssh_ready: Duration,
+    pub prepared: Duration,
+}
+
 /// Registers `hosts` as cluster `name` (`backend` is "ssh" or "vagrant") and makes every
 /// host ready: root through sudo, the tools faults need, `packages`, Fissure's binary.
-/// Returns the state and how long the hosts took to answer SSH.
 pub async fn up(
     name: &str,
     backend: &str,
     hosts: &[HostSpec],
     packages: &[String],
     ephemeral: bool,
-) -> anyhow::Result<(ClusterState, Duration)> {
+) -> anyhow::Result<(ClusterState, UpTimings)> {
     state::check_name(name)?;
     if hosts.is_empty() || hosts.len() > 64 {
         bail!("a cluster needs 1 to 64 hosts, got {}", hosts.len());
@@ -65,7 +71,7 @@ pub async fn up(
     match provision(&mut cluster, packages).await {
         Ok(ready) => Ok((cluster, ready)),
         Err(e) => {
-            if let Err(cleanup) = down(name).await {
+            if let Err(cleanup) = down(name, false).await {
                 tracing::warn!("cleaning up after a failed `up`: {cleanup:#}");
             }
             Err(e.context(format!("bringing up {backend} cluster {name}")))
@@ -73,7 +79,7 @@ pub async fn up(
     }
 }
 
-fn record(host: &HostSpec) -> NodeRecord {
+pub fn record(host: &HostSpec) -> NodeRecord {
     NodeRecord {
         id: host.id.clone(),
         container: login_label(host),
@@ -96,7 +102,7 @@ fn login_label(host: &HostSpec) -> String {
     format!("{}@{address}:{}", host.user, host.ssh_port)
 }
 
-async fn provision(cluster: &mut ClusterState, packages: &[String]) -> anyhow::Result<Duration> {
+async fn provision(cluster: &mut ClusterState, packages: &[String]) -> anyhow::Result<UpTimings> {
     let started = Instant::now();
     let fleet = remote::fleet(cluster)?;
     fleet.wait_ready(SSH_READY_LIMIT).await.with_context(|| {
@@ -105,7 +111,7 @@ async fn provision(cluster: &mut ClusterState, packages: &[String]) -> anyhow::R
             cluster.known_hosts().display()
         )
     })?;
-    let ready = started.elapsed();
+    let ssh_ready = started.elapsed();
     let mut preparing = tokio::task::JoinSet::new();
     for node in fleet.remotes() {
         let node = node.clone();
@@ -125,14 +131,19 @@ async fn provision(cluster: &mut ClusterState, packages: &[String]) -> anyhow::R
     let peer = cluster.nodes.get(1).unwrap_or(&cluster.nodes[0]).ip.clone();
     cluster.latency = remote::probe_latency_mechanism(&fleet, Some(&peer)).await?;
     cluster.save()?;
-    tracing::info!(cluster = %cluster.name, nodes = cluster.nodes.len(), ?ready, "hosts ready");
-    Ok(ready)
+    let timings = UpTimings {
+        ssh_ready,
+        prepared: started.elapsed() - ssh_ready,
+    };
+    tracing::info!(cluster = %cluster.name, nodes = cluster.nodes.len(), ?timings, "hosts ready");
+    Ok(timings)
 }
 
 /// Heals the faults the ledger knows, stops everything Fissure started on the hosts, removes
 /// its files there, and forgets the cluster. Hosts that do not answer are named, and the state
-/// is kept so that a later `down` can finish. Returns whether there was such a cluster.
-pub async fn down(name: &str) -> anyhow::Result<bool> {
+/// is kept so that a later `down` can finish, unless `forget` (the hosts are gone for good).
+/// Returns whether there was such a cluster.
+pub async fn down(name: &str, forget: bool) -> anyhow::Result<bool> {
     state::check_name(name)?;
     let cluster = match ClusterState::load(name) {
         Ok(cluster) => cluster,
@@ -159,12 +170,15 @@ pub async fn down(name: &str) -> anyhow::Result<bool> {
             Err(e) => failures.push(format!("cleaning {node}: {e:#}")),
         }
     }
-    if !failures.is_empty() {
+    if !failures.is_empty() && !forget {
         bail!(
             "{} (the cluster's state is kept: run `fissure cluster down {name}` again once the \
-             hosts answer)",
+             hosts answer, or forget them anyway with --force)",
             failures.join("; ")
         );
+    }
+    for failure in failures {
+        tracing::warn!("{name}: {failure} (forgotten anyway)");
     }
     std::fs::remove_dir_all(state::dir(name))
         .with_context(|| format!("cannot remove {}", state::dir(name).display()))?;
@@ -201,8 +215,9 @@ pub async fn start_for_run(request: RunRequest) -> anyhow::Result<RemoteCluster>
         }
         None => {
             let name = format!("ssh-{}-{:04x}", std::process::id(), rand::random::<u16>());
-            let (state, ready) = up(&name, "ssh", &request.hosts, &request.packages, true).await?;
-            tracing::info!(?ready, "hosts of {name} ready for this run");
+            let (state, timings) =
+                up(&name, "ssh", &request.hosts, &request.packages, true).await?;
+            tracing::info!(?timings, "hosts of {name} ready for this run");
             (state, true)
         }
     };
@@ -219,7 +234,7 @@ pub async fn start_on(
     let teardown = ephemeral.then(|| {
         let name = name.clone();
         let down: TeardownFn =
-            Box::new(move || Box::pin(async move { down(&name).await.map(drop) }));
+            Box::new(move || Box::pin(async move { down(&name, false).await.map(drop) }));
         down
     });
     let config = TargetConfig {
@@ -234,7 +249,7 @@ pub async fn start_on(
         Ok(cluster) => Ok(cluster),
         Err(e) => {
             if ephemeral {
-                if let Err(down) = down(&name).await {
+                if let Err(down) = down(&name, false).await {
                     tracing::warn!(
                         "cleaning cluster {name} off its hosts after a failed start: {down:#}"
                     );
