@@ -120,10 +120,10 @@ impl Failure {
             Failure::BoxMissing => {
                 let name = machine.unwrap_or(DEFAULT_BOX);
                 format!(
-                    "the box {name} is not installed and could not be downloaded: run `vagrant box \
-                     add {name} --provider {provider}` where the internet is reachable, or build \
-                     one locally with no download (docs/vagrant.md, \"A box without a download\") \
-                     and pass its name"
+                    "the box {name} for {provider} is not installed, and Vagrant cannot download \
+                     it from here: run `vagrant box add {name} --provider {provider}` where the \
+                     internet is reachable, or build one locally with no download \
+                     (docs/vagrant.md, \"A box without a download\") and pass its name"
                 )
             }
             Failure::DockerDaemon => "the Docker daemon is not running or not reachable: start it \

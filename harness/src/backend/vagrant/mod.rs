@@ -235,12 +235,8 @@ fn host_specs(shape: &Shape, entries: &[parse::SshEntry]) -> anyhow::Result<Vec<
 /// Each machine's state (`vagrant status --machine-readable`).
 pub async fn status(dir: &Path) -> anyhow::Result<Vec<MachineStatus>> {
     let shape = read_shape(dir)?;
-    let out = vagrant(
-        dir,
-        &["status", "--machine-readable", "--no-tty"],
-        context(&shape),
-    )
-    .await?;
+    // Not with --no-tty, which turns --machine-readable off.
+    let out = vagrant(dir, &["status", "--machine-readable"], context(&shape)).await?;
     Ok(parse::status(&out.stdout))
 }
 
