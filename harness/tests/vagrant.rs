@@ -299,6 +299,18 @@ async fn a_missing_shape_file_is_explained_by_the_vagrantfile() {
         said.contains("fissure-cluster.json: the file is missing"),
         "{said}"
     );
+    // Commands about no machine of the folder still work there without a shape.
+    let boxes = Command::new("vagrant")
+        .args(["box", "list"])
+        .current_dir(dir.path())
+        .env("VAGRANT_CHECKPOINT_DISABLE", "1")
+        .output()
+        .unwrap();
+    assert!(
+        boxes.status.success(),
+        "{}",
+        String::from_utf8_lossy(&boxes.stderr)
+    );
     std::fs::write(dir.path().join("fissure-cluster.json"), "{\"version\": 1,").unwrap();
     let out = Command::new("vagrant")
         .arg("status")

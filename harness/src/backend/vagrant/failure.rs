@@ -67,7 +67,6 @@ const PATTERNS: &[(&str, Failure)] = &[
         Failure::BoxMissing,
     ),
     ("box could not be found", Failure::BoxMissing),
-    ("Box file was not detected as metadata", Failure::BoxMissing),
     ("not yet ready for SSH", Failure::NotRunning),
     ("machine is not created", Failure::NotRunning),
     ("it is locked", Failure::Locked),
