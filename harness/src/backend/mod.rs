@@ -16,6 +16,7 @@ pub mod remote;
 pub mod ssh;
 pub mod state;
 pub mod status;
+pub mod vagrant;
 
 use nuclei::control::{ClusterControl, NodeId};
 use std::sync::Arc;

@@ -1,0 +1,111 @@
+#!/bin/sh
+# Builds a Debian box for vagrant-libvirt with nothing downloaded but Debian packages (from this
+# host's apt sources), and adds it to Vagrant: for machines that cannot reach Vagrant Cloud.
+#
+#   sudo vagrant/make-libvirt-box.sh [BOX-NAME] [SUITE]     # default fissure/bookworm bookworm
+#
+# mmdebstrap root filesystem -> ext4 image (mke2fs -d, no mounting) -> qcow2 -> box -> vagrant
+# box add. The disk has no partition table and no boot loader: the VM boots the box's kernel
+# directly (vagrant-libvirt's kernel/initrd/cmd_line), which the box's own Vagrantfile names.
+# Those two files are kept in /var/lib/fissure/boxes/<box>/, where libvirt's qemu user can read
+# them (it cannot read root's ~/.vagrant.d).
+#
+# The box has what Vagrant expects of a base box (user vagrant with passwordless sudo and
+# Vagrant's insecure public key, which Vagrant replaces at the first `up`; ifupdown with eth0 on
+# DHCP for the management network) and what Fissure's faults need (iproute2, iptables, procps,
+# faketime). Each VM makes its own SSH host keys at first boot.
+#
+# Needs root, mmdebstrap, e2fsprogs, qemu-utils (qemu-img) and vagrant.
+set -eu
+
+name=${1:-fissure/bookworm}
+suite=${2:-bookworm}
+size=${FISSURE_BOX_SIZE:-4G}
+keep=/var/lib/fissure/boxes/$(printf '%s' "$name" | tr '/' '_')
+
+die() { echo "make-libvirt-box: $*" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || die "run as root (mmdebstrap --mode=root and $keep need it)"
+for tool in mmdebstrap mke2fs qemu-img vagrant; do
+    command -v "$tool" >/dev/null || die "$tool is missing: apt-get install -y mmdebstrap e2fsprogs qemu-utils vagrant"
+done
+
+# Vagrant's insecure public key, from wherever this vagrant is installed.
+insecure=$(ls /usr/share/rubygems-integration/all/gems/vagrant-*/keys/vagrant.pub \
+               /opt/vagrant/embedded/gems/gems/vagrant-*/keys/vagrant.pub \
+               /opt/vagrant/embedded/gems/vagrant-*/keys/vagrant.pub 2>/dev/null | head -n 1)
+[ -n "$insecure" ] || die "cannot find Vagrant's insecure public key (keys/vagrant.pub in vagrant's gem)"
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+root=$work/root
+
+# The apt sources the host uses (its mirror or registry), as the node image does.
+mirror=
+if [ -f /etc/apt/sources.list.d/debian.sources ]; then mirror=/etc/apt/sources.list.d/debian.sources
+elif grep -qs '^deb ' /etc/apt/sources.list; then mirror=/etc/apt/sources.list; fi
+
+cat > "$work/interfaces" <<'EOF'
+auto lo
+iface lo inet loopback
+
+auto eth0
+iface eth0 inet dhcp
+
+source /etc/network/interfaces.d/*
+EOF
+cat > "$work/hostkeys.service" <<'EOF'
+[Unit]
+Description=Make this VM's own SSH host keys
+Before=ssh.service
+ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key
+
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/ssh-keygen -A
+
+[Install]
+WantedBy=multi-user.target
+EOF
+
+echo "make-libvirt-box: building the $suite root filesystem"
+# shellcheck disable=SC2086
+mmdebstrap --mode=root --variant=minbase \
+    --include=linux-image-amd64,systemd-sysv,udev,kmod,openssh-server,sudo,ifupdown,isc-dhcp-client,iproute2,iptables,procps,faketime \
+    --customize-hook='echo "/dev/vda / ext4 errors=remount-ro 0 1" > "$1/etc/fstab"' \
+    --customize-hook='echo fissure-node > "$1/etc/hostname"' \
+    --customize-hook="upload $work/interfaces /etc/network/interfaces" \
+    --customize-hook="upload $work/hostkeys.service /etc/systemd/system/fissure-hostkeys.service" \
+    --customize-hook='mkdir -p "$1/etc/systemd/system/multi-user.target.wants"; ln -s /etc/systemd/system/fissure-hostkeys.service "$1/etc/systemd/system/multi-user.target.wants/"' \
+    --customize-hook='rm -f "$1"/etc/ssh/ssh_host_*' \
+    --customize-hook='chroot "$1" useradd -m -s /bin/bash vagrant' \
+    --customize-hook='echo "vagrant ALL=(ALL) NOPASSWD: ALL" > "$1/etc/sudoers.d/vagrant"; chmod 440 "$1/etc/sudoers.d/vagrant"' \
+    --customize-hook="mkdir -p \"\$1/home/vagrant/.ssh\"; cp $insecure \"\$1/home/vagrant/.ssh/authorized_keys\"" \
+    --customize-hook='chroot "$1" chown -R vagrant:vagrant /home/vagrant/.ssh; chmod 700 "$1/home/vagrant/.ssh"' \
+    --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin' \
+    "$suite" "$root" $mirror
+
+echo "make-libvirt-box: kernel and initrd into $keep"
+mkdir -p "$keep"
+cp "$(ls "$root"/boot/vmlinuz-* | sort -V | tail -n 1)" "$keep/vmlinuz"
+cp "$(ls "$root"/boot/initrd.img-* | sort -V | tail -n 1)" "$keep/initrd.img"
+chmod 644 "$keep/vmlinuz" "$keep/initrd.img"
+
+echo "make-libvirt-box: ext4 ($size) -> qcow2"
+mke2fs -q -t ext4 -L root -d "$root" "$work/root.ext4" "$size"
+qemu-img convert -c -O qcow2 "$work/root.ext4" "$work/box.img"
+gigabytes=$(echo "$size" | tr -dc 0-9)
+printf '{"provider": "libvirt", "format": "qcow2", "virtual_size": %s}\n' "$gigabytes" > "$work/metadata.json"
+cat > "$work/Vagrantfile" <<EOF
+# Made by Fissure's make-libvirt-box.sh: boots the kernel kept on the host (no boot loader).
+Vagrant.configure("2") do |config|
+  config.vm.provider :libvirt do |lv|
+    lv.kernel = "$keep/vmlinuz"
+    lv.initrd = "$keep/initrd.img"
+    lv.cmd_line = "root=/dev/vda rw console=ttyS0 net.ifnames=0"
+  end
+end
+EOF
+tar -C "$work" -czf "$work/fissure.box" metadata.json Vagrantfile box.img
+# From /, so no Vagrantfile of the current folder is loaded.
+(cd / && vagrant box add --force --name "$name" --provider libvirt "$work/fissure.box")
+echo "make-libvirt-box: added box $name (libvirt); use it as the cluster's box"
