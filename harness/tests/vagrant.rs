@@ -18,42 +18,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Whether this can run here; prints why not, or fails under `FISSURE_REQUIRE_VAGRANT=1`.
-fn vagrant_available(test: &str) -> bool {
-    let required = std::env::var("FISSURE_REQUIRE_VAGRANT").is_ok_and(|v| v == "1");
-    let ok = |program: &str, args: &[&str]| {
-        Command::new(program)
-            .args(args)
-            .env("VAGRANT_CHECKPOINT_DISABLE", "1")
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("no {program} command: {e}"))
-            .and_then(|out| {
-                if out.status.success() {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "`{program} {}` failed: {}",
-                        args.join(" "),
-                        String::from_utf8_lossy(&out.stderr).trim()
-                    ))
-                }
-            })
-    };
-    let why = match (
-        ok("vagrant", &["--version"]),
-        ok("docker", &["version", "--format", "{{.Server.Version}}"]),
-    ) {
-        (Err(why), _) | (_, Err(why)) => why,
-        _ if !nix::unistd::geteuid().is_root() => {
-            "not root (building the node image needs mmdebstrap --mode=root)".to_string()
-        }
-        _ => return true,
-    };
-    assert!(!required, "{test}: FISSURE_REQUIRE_VAGRANT=1 but {why}");
-    eprintln!("skipped {test}: {why} (set FISSURE_REQUIRE_VAGRANT=1 to make this a failure)");
-    false
-}
+#[path = "support/vagrant.rs"]
+mod vagrant_support;
+use vagrant_support::vagrant_available;
 
 /// The test's cluster: its own folder and a name no other run shares, destroyed on Drop.
 struct Cluster {

@@ -51,6 +51,9 @@ pub struct ClusterState {
     /// Made for one run and removed after it.
     pub ephemeral: bool,
     pub created: String,
+    /// vagrant: the folder of the machines' Vagrantfile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vagrant_dir: Option<PathBuf>,
 }
 
 /// Where every cluster's state directory lives.

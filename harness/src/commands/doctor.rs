@@ -280,6 +280,7 @@ fn ssh_probe_state(
         latency: String::new(),
         ephemeral: true,
         created: String::new(),
+        vagrant_dir: None,
     };
     state.create_dir()?;
     Ok(state)
@@ -287,7 +288,15 @@ fn ssh_probe_state(
 
 /// `doctor --backend vagrant`: vagrant itself, the provider and its box or image.
 async fn vagrant(provider: &str) -> anyhow::Result<u8> {
-    bail!("VAGRANT-TODO {provider}")
+    let provider: crate::backend::vagrant::Provider = provider.parse()?;
+    let checks = crate::backend::vagrant::doctor(provider, None).await;
+    let all_ok = checks.iter().all(|c| c.ok);
+    let checks: Vec<Check> = checks
+        .into_iter()
+        .map(|c| Check::new(&c.name, c.ok, c.detail, c.fix.unwrap_or_default()))
+        .collect();
+    print_table(&format!("vagrant backend ({provider} provider)"), &checks);
+    Ok(if all_ok { EXIT_VALID } else { EXIT_ERROR })
 }
 
 /// SSH to every node, then what each fault needs, asked of the first node.

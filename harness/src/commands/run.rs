@@ -9,7 +9,7 @@ use crate::backend::existing::ExistingCluster;
 use crate::backend::local::{LocalCluster, LocalConfig};
 use crate::backend::remote::file_target::FileTarget;
 use crate::backend::remote::Launch;
-use crate::backend::{docker, ssh, RunCluster};
+use crate::backend::{docker, ssh, vagrant, RunCluster};
 use crate::cli::RunArgs;
 use crate::runner::{self, recorder, RunInputs};
 use crate::spec::{BackendKind, RunSpec, SpecFile};
@@ -267,7 +267,23 @@ async fn start_cluster(
                     })
                     .await?
                 }
-                _ => anyhow::bail!("the vagrant backend is not wired yet"),
+                _ => {
+                    vagrant::cluster::start_for_run(
+                        spec.provider.parse()?,
+                        spec.vagrant_dir.clone(),
+                        ssh::RunRequest {
+                            cluster: spec.cluster.clone(),
+                            hosts: Vec::new(),
+                            launch,
+                            nodes: spec.nodes,
+                            packages: spec.def.install.packages.clone(),
+                            logs_dir: run.nodes(),
+                            start_timeout: spec.def.ready_timeout()?,
+                            link_faults,
+                        },
+                    )
+                    .await?
+                }
             };
             if *stop.borrow() {
                 if let Err(e) = cluster.shutdown().await {

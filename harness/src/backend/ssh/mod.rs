@@ -64,6 +64,7 @@ pub async fn up(
         latency: String::new(),
         ephemeral,
         created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        vagrant_dir: None,
     };
     cluster.create_dir()?;
     // Saved first, so that `down` and `heal` know the hosts whatever happens next.
@@ -221,21 +222,36 @@ pub async fn start_for_run(request: RunRequest) -> anyhow::Result<RemoteCluster>
             (state, true)
         }
     };
-    start_on(state, ephemeral, request).await
+    start_on(
+        state,
+        ephemeral.then_some(remove_hosts as RemoveFn),
+        request,
+    )
+    .await
 }
 
-/// [`start_for_run`] on a registered cluster; `ephemeral` ones are taken down after the run.
+/// Removes a cluster made for one run, by name: [`down`] here, destroying machines for Vagrant.
+pub type RemoveFn =
+    fn(String) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>>;
+
+fn remove_hosts(
+    name: String,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>> {
+    Box::pin(async move { down(&name, false).await.map(drop) })
+}
+
+/// [`start_for_run`] on a registered cluster; one made for the run (`remove` given) is removed
+/// after it, or at once if the start fails.
 pub async fn start_on(
     state: ClusterState,
-    ephemeral: bool,
+    remove: Option<RemoveFn>,
     request: RunRequest,
 ) -> anyhow::Result<RemoteCluster> {
     let name = state.name.clone();
-    let teardown = ephemeral.then(|| {
+    let teardown = remove.map(|remove| {
         let name = name.clone();
-        let down: TeardownFn =
-            Box::new(move || Box::pin(async move { down(&name, false).await.map(drop) }));
-        down
+        let teardown: TeardownFn = Box::new(move || remove(name));
+        teardown
     });
     let config = TargetConfig {
         launch: request.launch,
@@ -248,8 +264,8 @@ pub async fn start_on(
     match RemoteCluster::start(state, config, teardown).await {
         Ok(cluster) => Ok(cluster),
         Err(e) => {
-            if ephemeral {
-                if let Err(down) = down(&name, false).await {
+            if let Some(remove) = remove {
+                if let Err(down) = remove(name.clone()).await {
                     tracing::warn!(
                         "cleaning cluster {name} off its hosts after a failed start: {down:#}"
                     );

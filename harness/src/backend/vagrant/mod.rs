@@ -19,6 +19,7 @@
 //! Providers: `docker` (containers from Fissure's node image, seconds to start), `libvirt` and
 //! `virtualbox` (VMs from a Debian box). See docs/vagrant.md.
 
+pub mod cluster;
 pub mod command;
 pub mod doctor;
 pub mod failure;
