@@ -10,45 +10,15 @@
 use harness::backend::state::ClusterState;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
+
+#[path = "support/cli.rs"]
+mod cli;
+use cli::{fissure, fissure_command, state_root, text};
 
 #[path = "support/docker.rs"]
 mod docker_support;
 use docker_support::docker_available;
-
-fn state_root() -> &'static PathBuf {
-    static ROOT: OnceLock<PathBuf> = OnceLock::new();
-    ROOT.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("ssh-state-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::env::set_var("FISSURE_STATE_DIR", &dir);
-        dir
-    })
-}
-
-fn fissure_command(args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_fissure"));
-    command
-        .args(args)
-        .env("FISSURE_STATE_DIR", state_root())
-        .stdin(Stdio::null());
-    command
-}
-
-fn fissure(args: &[&str]) -> Output {
-    fissure_command(args).output().expect("fissure runs")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 /// Removes the containers behind [`Hosts`] when the test ends, however it ends.
 struct Guard {

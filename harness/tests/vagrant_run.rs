@@ -6,47 +6,16 @@
 //!
 //! Needs vagrant, Docker and root; skipped without them unless `FISSURE_REQUIRE_VAGRANT=1`.
 
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+#[path = "support/cli.rs"]
+mod cli;
+use cli::{fissure, fissure_command, state_root, text};
 
 #[path = "support/vagrant.rs"]
 mod vagrant_support;
 use vagrant_support::vagrant_available;
-
-fn state_root() -> &'static PathBuf {
-    static ROOT: OnceLock<PathBuf> = OnceLock::new();
-    ROOT.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("vagrant-state-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    })
-}
-
-fn fissure_command(args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_fissure"));
-    command
-        .args(args)
-        .env("FISSURE_STATE_DIR", state_root())
-        .env("VAGRANT_CHECKPOINT_DISABLE", "1")
-        .stdin(Stdio::null());
-    command
-}
-
-fn fissure(args: &[&str]) -> Output {
-    fissure_command(args).output().expect("fissure runs")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 /// The containers Vagrant's docker provider made for cluster `name`.
 fn containers(name: &str) -> Vec<String> {

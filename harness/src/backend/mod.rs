@@ -16,6 +16,7 @@ pub mod remote;
 pub mod ssh;
 pub mod state;
 pub mod status;
+pub mod subnets;
 pub mod vagrant;
 
 use nuclei::control::{ClusterControl, NodeId};

@@ -8,7 +8,7 @@ use crate::analysis;
 use crate::backend::existing::ExistingCluster;
 use crate::backend::local::{LocalCluster, LocalConfig};
 use crate::backend::remote::file_target::FileTarget;
-use crate::backend::remote::Launch;
+use crate::backend::remote::{Launch, RunRequest};
 use crate::backend::{docker, ssh, vagrant, RunCluster};
 use crate::cli::RunArgs;
 use crate::runner::{self, recorder, RunInputs};
@@ -241,48 +241,22 @@ async fn start_cluster(
                     nuclei::nemesis::FaultKind::Latency | nuclei::nemesis::FaultKind::Loss
                 )
             });
+            let request = RunRequest {
+                cluster: spec.cluster.clone(),
+                launch,
+                nodes: spec.nodes,
+                packages: spec.def.install.packages.clone(),
+                logs_dir: run.nodes(),
+                start_timeout: spec.def.ready_timeout()?,
+                link_faults,
+            };
             let cluster = match spec.backend {
-                BackendKind::Docker => {
-                    docker::start_for_run(docker::RunRequest {
-                        cluster: spec.cluster.clone(),
-                        launch,
-                        nodes: spec.nodes,
-                        packages: spec.def.install.packages.clone(),
-                        logs_dir: run.nodes(),
-                        start_timeout: spec.def.ready_timeout()?,
-                        link_faults,
-                    })
-                    .await?
-                }
-                BackendKind::Ssh => {
-                    ssh::start_for_run(ssh::RunRequest {
-                        cluster: spec.cluster.clone(),
-                        hosts: spec.ssh_hosts.clone(),
-                        launch,
-                        nodes: spec.nodes,
-                        packages: spec.def.install.packages.clone(),
-                        logs_dir: run.nodes(),
-                        start_timeout: spec.def.ready_timeout()?,
-                        link_faults,
-                    })
-                    .await?
-                }
+                BackendKind::Docker => docker::start_for_run(request).await?,
+                BackendKind::Ssh => ssh::start_for_run(request, &spec.ssh_hosts).await?,
                 _ => {
-                    vagrant::cluster::start_for_run(
-                        spec.provider.parse()?,
-                        spec.vagrant_dir.clone(),
-                        ssh::RunRequest {
-                            cluster: spec.cluster.clone(),
-                            hosts: Vec::new(),
-                            launch,
-                            nodes: spec.nodes,
-                            packages: spec.def.install.packages.clone(),
-                            logs_dir: run.nodes(),
-                            start_timeout: spec.def.ready_timeout()?,
-                            link_faults,
-                        },
-                    )
-                    .await?
+                    let provider = spec.provider.parse()?;
+                    let dir = spec.vagrant_dir.clone();
+                    vagrant::cluster::start_for_run(provider, dir, request).await?
                 }
             };
             if *stop.borrow() {

@@ -9,6 +9,7 @@
 use super::{engine, image};
 use crate::backend::remote;
 use crate::backend::state::{self, ClusterState, NodeRecord};
+use crate::backend::subnets::{host_routes, overlaps};
 use anyhow::{bail, Context};
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
@@ -213,7 +214,7 @@ pub fn install_binary(cluster: &ClusterState) -> anyhow::Result<()> {
 /// overlaps (another cluster took it meanwhile).
 async fn create_network(name: &str) -> anyhow::Result<Ipv4Addr> {
     let used = engine::used_subnets().await?;
-    let routes = host_routes();
+    let routes = host_routes().await;
     let mut last_error = None;
     let candidates = (0..=255u8)
         .map(|third| Ipv4Addr::new(10, 213, third, 0))
@@ -247,33 +248,6 @@ async fn create_network(name: &str) -> anyhow::Result<Ipv4Addr> {
     Err(last_error
         .unwrap_or_else(|| anyhow::anyhow!("every subnet in 10.213.0.0/16 is in use"))
         .context("no free subnet for the cluster's network"))
-}
-
-/// The IPv4 destinations of the host's routes ("a.b.c.d/n").
-fn host_routes() -> Vec<String> {
-    let out = std::process::Command::new("ip")
-        .args(["-4", "route", "show"])
-        .output();
-    let Ok(out) = out else { return Vec::new() };
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .filter(|d| d.contains('/'))
-        .map(str::to_string)
-        .collect()
-}
-
-/// Whether the CIDR `cidr` overlaps the /24 at `net`.
-fn overlaps(cidr: &str, net: Ipv4Addr) -> bool {
-    let Some((addr, len)) = cidr.split_once('/') else {
-        return false;
-    };
-    let (Ok(addr), Ok(len)) = (addr.parse::<Ipv4Addr>(), len.parse::<u32>()) else {
-        return false;
-    };
-    let len = len.min(24);
-    let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
-    (u32::from(addr) & mask) == (u32::from(net) & mask)
 }
 
 /// Removes the cluster's containers, network and state directory. Finds them by label, so it
@@ -323,17 +297,6 @@ pub async fn container_states(cluster: &ClusterState) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn subnets_overlap_by_prefix() {
-        let net = Ipv4Addr::new(10, 213, 7, 0);
-        assert!(overlaps("10.213.7.0/24", net));
-        assert!(overlaps("10.0.0.0/8", net));
-        assert!(!overlaps("10.213.8.0/24", net));
-        assert!(!overlaps("172.17.0.0/16", net));
-        assert!(overlaps("10.213.7.128/25", net));
-        assert!(!overlaps("garbage", net));
-    }
 
     #[test]
     fn names_follow_the_cluster() {

@@ -6,29 +6,12 @@ pub mod cluster;
 pub mod engine;
 pub mod image;
 
-use crate::backend::remote::{Launch, RemoteCluster, TargetConfig, TeardownFn};
+use crate::backend::remote::{RemoteCluster, RunRequest, TargetConfig, TeardownFn};
 use crate::backend::state::ClusterState;
-use std::path::PathBuf;
-use std::time::Duration;
 
 /// The binary's path inside every node.
 pub fn program() -> String {
     format!("{}/fissure", cluster::BIN_MOUNT)
-}
-
-/// What a run asks of the docker backend.
-pub struct RunRequest {
-    /// An existing cluster (`fissure cluster up`), or `None` for one made for this run.
-    pub cluster: Option<String>,
-    pub launch: Launch,
-    pub nodes: usize,
-    /// Debian packages the target needs in the node image.
-    pub packages: Vec<String>,
-    pub logs_dir: PathBuf,
-    /// How long a node may take to come up.
-    pub start_timeout: Duration,
-    /// The run adds latency or loss.
-    pub link_faults: bool,
 }
 
 /// Starts the target on a docker cluster: the named one, or a new one that the run's shutdown

@@ -135,6 +135,21 @@ pub struct TargetConfig {
     pub link_faults: bool,
 }
 
+/// What a run asks of a backend whose nodes are reached over SSH (docker, ssh, vagrant).
+pub struct RunRequest {
+    /// An existing cluster (`fissure cluster up`), or `None` for one made for this run.
+    pub cluster: Option<String>,
+    pub launch: Launch,
+    pub nodes: usize,
+    /// Debian packages the target needs on its nodes.
+    pub packages: Vec<String>,
+    pub logs_dir: PathBuf,
+    /// How long a node may take to come up.
+    pub start_timeout: Duration,
+    /// The run adds latency or loss.
+    pub link_faults: bool,
+}
+
 /// How the target is started.
 #[derive(Clone, Debug)]
 pub enum Launch {

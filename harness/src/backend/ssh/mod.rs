@@ -9,11 +9,10 @@
 pub mod hosts;
 pub mod prepare;
 
-use crate::backend::remote::{self, Launch, RemoteCluster, TargetConfig, TeardownFn};
+use crate::backend::remote::{self, RemoteCluster, RunRequest, TargetConfig, TeardownFn};
 use crate::backend::state::{self, ClusterState, NodeRecord, SshLogin};
 use anyhow::{bail, Context};
 pub use hosts::HostSpec;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// How long hosts may take to accept an SSH login.
@@ -186,23 +185,12 @@ pub async fn down(name: &str, forget: bool) -> anyhow::Result<bool> {
     Ok(true)
 }
 
-/// What a run asks of the ssh backend.
-pub struct RunRequest {
-    /// An existing cluster (`fissure cluster up --backend ssh`), or hosts for one made for the
-    /// run.
-    pub cluster: Option<String>,
-    pub hosts: Vec<HostSpec>,
-    pub launch: Launch,
-    pub nodes: usize,
-    pub packages: Vec<String>,
-    pub logs_dir: PathBuf,
-    pub start_timeout: Duration,
-    pub link_faults: bool,
-}
-
 /// Starts the target on the hosts: the named cluster, or one registered for this run, which
 /// the run's shutdown cleans off the hosts again (also when the start fails).
-pub async fn start_for_run(request: RunRequest) -> anyhow::Result<RemoteCluster> {
+pub async fn start_for_run(
+    request: RunRequest,
+    hosts: &[HostSpec],
+) -> anyhow::Result<RemoteCluster> {
     let (state, ephemeral) = match &request.cluster {
         Some(name) => {
             let state = ClusterState::load(name)?;
@@ -216,8 +204,7 @@ pub async fn start_for_run(request: RunRequest) -> anyhow::Result<RemoteCluster>
         }
         None => {
             let name = format!("ssh-{}-{:04x}", std::process::id(), rand::random::<u16>());
-            let (state, timings) =
-                up(&name, "ssh", &request.hosts, &request.packages, true).await?;
+            let (state, timings) = up(&name, "ssh", hosts, &request.packages, true).await?;
             tracing::info!(?timings, "hosts of {name} ready for this run");
             (state, true)
         }

@@ -5,7 +5,7 @@
 
 use super::{default_dir, Provider, Request};
 use crate::backend::docker::image;
-use crate::backend::remote::RemoteCluster;
+use crate::backend::remote::{RemoteCluster, RunRequest};
 use crate::backend::ssh::{self, RemoveFn};
 use crate::backend::state::{self, ClusterState, SshLogin};
 use anyhow::{bail, Context};
@@ -109,7 +109,7 @@ fn remove_machines(
 pub async fn start_for_run(
     provider: Provider,
     dir: Option<PathBuf>,
-    request: ssh::RunRequest,
+    request: RunRequest,
 ) -> anyhow::Result<RemoteCluster> {
     match request.cluster.clone() {
         Some(name) => {
@@ -118,7 +118,7 @@ pub async fn start_for_run(
                 bail!("cluster {name} is not a vagrant cluster (it has no Vagrant folder)");
             };
             refresh_logins(&mut state, &dir).await?;
-            ssh::start_for_run(request).await
+            ssh::start_for_run(request, &[]).await
         }
         None => {
             let name = format!(
