@@ -183,9 +183,14 @@ fn a_vagrant_cluster_runs_heals_and_goes_away() {
     }
     controller.kill().unwrap();
     controller.wait().unwrap();
+    let open = nuclei::ssh_faults::ledger::read_outstanding(&ledger).unwrap();
+    assert!(!open.is_empty(), "no fault in force at the kill");
     let out = fissure(&["heal", name]);
     assert!(out.status.success(), "heal: {}", text(&out));
-    assert!(text(&out).contains("undid partition"), "{}", text(&out));
+    for fault in &open {
+        let undid = format!("undid {} on {}", fault.kind.name(), fault.node);
+        assert!(text(&out).contains(&undid), "{undid}: {}", text(&out));
+    }
     for id in containers(name) {
         let rules = Command::new("docker")
             .args(["exec", &id, "iptables", "-S"])
