@@ -533,6 +533,25 @@ impl SpecFile {
         }
         def.check_faults(&nemesis, backend)
             .map_err(|e| anyhow::anyhow!("nemesis: {e}"))?;
+        if backend == BackendKind::Vagrant
+            && nemesis.contains(&nuclei::nemesis::FaultKind::Clock)
+            && def.node.clock == crate::target::TargetClock::System
+        {
+            let own_clocks = match &self.cluster {
+                Some(cluster) => {
+                    crate::backend::state::ClusterState::load(cluster)
+                        .map_err(|e| anyhow::anyhow!("cluster: {e:#}"))?
+                        .own_clocks
+                }
+                None => provider != "docker",
+            };
+            if !own_clocks {
+                bail!(
+                    "nemesis: clock: {}",
+                    crate::target::system_clock_needed(&def.name)
+                );
+            }
+        }
         let accounts = def
             .bank_accounts(nodes, &options)
             .map_err(|e| anyhow::anyhow!("target: {e}"))?;

@@ -54,6 +54,11 @@ pub struct ClusterState {
     /// vagrant: the folder of the machines' Vagrantfile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vagrant_dir: Option<PathBuf>,
+    /// The machines own their clocks (VMs): clock faults move the machine's real clock, as
+    /// Jepsen's do, rather than a libfaketime file. Never for containers or namespaces, which
+    /// share the host's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub own_clocks: bool,
 }
 
 /// Where every cluster's state directory lives.

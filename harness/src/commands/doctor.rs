@@ -281,6 +281,7 @@ fn ssh_probe_state(
         ephemeral: true,
         created: String::new(),
         vagrant_dir: None,
+        own_clocks: false,
     };
     state.create_dir()?;
     Ok(state)

@@ -183,6 +183,37 @@ pub struct NodeDef {
     /// Remove the target's data before a run (default: the data directory is made anew).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wipe: Option<String>,
+    /// How clock faults can reach it: `libfaketime` (the default: only its clock moves), or
+    /// `system` for programs libfaketime cannot reach (Go reads the clock through the vDSO):
+    /// their clock faults move the machine's real clock, so they need machines that own
+    /// their clock (Vagrant VMs).
+    #[serde(default, skip_serializing_if = "TargetClock::is_default")]
+    pub clock: TargetClock,
+}
+
+/// See [`NodeDef::clock`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetClock {
+    #[default]
+    Libfaketime,
+    System,
+}
+
+impl TargetClock {
+    fn is_default(&self) -> bool {
+        *self == TargetClock::Libfaketime
+    }
+}
+
+/// Why a target whose clock only the machine's clock moves cannot take clock faults on
+/// machines that do not own their clock.
+pub fn system_clock_needed(name: &str) -> String {
+    format!(
+        "{name} reads the clock where libfaketime cannot (node.clock = \"system\"), so its clock \
+         faults move the machine's real clock, and only VMs own theirs: use --backend vagrant \
+         --provider libvirt (or virtualbox); containers and namespaces share the host's clock"
+    )
 }
 
 /// When a started node counts as up.
@@ -562,6 +593,12 @@ impl TargetDef {
             fault,
             FaultKind::Partition | FaultKind::Latency | FaultKind::Loss
         );
+        if fault == FaultKind::Clock
+            && self.node.clock == TargetClock::System
+            && backend != BackendKind::Vagrant
+        {
+            return Some(system_clock_needed(&self.name));
+        }
         match backend {
             BackendKind::Local if link_level && self.peer_addresses() == PeerAddresses::Shared => {
                 Some(

@@ -148,6 +148,25 @@ pub fn faketime_offset(offset_ms: i64) -> String {
     format!("{sign}{}.{:03}\n", abs / 1000, abs % 1000)
 }
 
+/// Sets the machine's real clock to `unix_ms` (milliseconds since the epoch, UTC).
+pub fn set_system_clock(unix_ms: i128) -> String {
+    let sign = if unix_ms < 0 { "-" } else { "" };
+    let abs = unix_ms.unsigned_abs();
+    format!(
+        "date -u -s @{sign}{}.{:03} >/dev/null",
+        abs / 1000,
+        abs % 1000
+    )
+}
+
+/// This machine's wall clock in milliseconds since the epoch.
+pub fn unix_ms_now() -> i128 {
+    match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => d.as_millis() as i128,
+        Err(e) => -(e.duration().as_millis() as i128),
+    }
+}
+
 /// Prints the target's process state: `running`, `paused` or `killed` (no live process; a
 /// zombie counts as killed).
 pub fn process_state() -> String {
@@ -222,6 +241,15 @@ pub fn shell_quote(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_system_clock_is_set_to_the_millisecond() {
+        assert_eq!(
+            set_system_clock(1_700_000_000_123),
+            "date -u -s @1700000000.123 >/dev/null"
+        );
+        assert_eq!(set_system_clock(5), "date -u -s @0.005 >/dev/null");
+    }
     use std::time::Duration;
 
     #[test]

@@ -7,7 +7,9 @@
 //!   ([`crate::link::daemon`]), which the target's peers and clients are routed through;
 //! - kill / start / pause / resume: signals to the pid in the node's pid file, and a launch
 //!   script on the node for restarts;
-//! - clock: the node's libfaketime timestamp file.
+//! - clock: the node's libfaketime timestamp file, or, on machines that own their clock (VMs)
+//!   and for targets libfaketime cannot reach (Go reads the clock through the vDSO), the
+//!   machine's real clock ([`ClockMechanism::System`]).
 //!
 //! Every fault goes into the [`ledger::Ledger`] before it reaches a node, so
 //! [`SshFaults::heal_everything`] (run by `fissure heal`) can undo it even after the controller
@@ -69,11 +71,33 @@ pub struct HealReport {
 }
 
 /// Fault injection over SSH on a set of nodes.
+/// How clock faults move a node's clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ClockMechanism {
+    /// The target's libfaketime timestamp file: only the target's clock moves.
+    #[default]
+    Faketime,
+    /// The machine's real clock (`date -s`), set from the controller's clock plus the offset,
+    /// and back to the controller's clock to reset. Only for machines that own their clock: a
+    /// container or network namespace shares the host's.
+    System,
+}
+
+impl ClockMechanism {
+    pub fn name(self) -> &'static str {
+        match self {
+            ClockMechanism::Faketime => "libfaketime",
+            ClockMechanism::System => "system",
+        }
+    }
+}
+
 pub struct SshFaults {
     fleet: Fleet,
     nodes: Vec<SshNode>,
     ledger: Ledger,
     latency: LatencyMechanism,
+    clock: ClockMechanism,
     /// The latency of each degraded node (what the link daemons' files are computed from).
     degraded: Mutex<BTreeMap<NodeId, LinkQuality>>,
     /// Fault commands on their way hold a share; a heal holds all of it.
@@ -92,6 +116,7 @@ impl SshFaults {
             nodes,
             ledger,
             latency,
+            clock: ClockMechanism::Faketime,
             degraded: Mutex::new(BTreeMap::new()),
             in_flight: Arc::new(tokio::sync::RwLock::new(())),
         }
@@ -107,6 +132,28 @@ impl SshFaults {
 
     pub fn latency_mechanism(&self) -> &LatencyMechanism {
         &self.latency
+    }
+
+    /// Clock faults by `clock` from now on.
+    pub fn with_clock(mut self, clock: ClockMechanism) -> SshFaults {
+        self.clock = clock;
+        self
+    }
+
+    pub fn clock_mechanism(&self) -> ClockMechanism {
+        self.clock
+    }
+
+    /// The command that puts the node's clock `offset_ms` from the controller's (0 resets).
+    fn clock_command(&self, offset_ms: i64) -> String {
+        match self.clock {
+            ClockMechanism::Faketime => {
+                commands::write_file(commands::CLOCK_FILE, &commands::faketime_offset(offset_ms))
+            }
+            ClockMechanism::System => {
+                commands::set_system_clock(commands::unix_ms_now() + offset_ms as i128)
+            }
+        }
     }
 
     fn remote(&self, node: &str) -> anyhow::Result<&Remote> {
@@ -327,9 +374,7 @@ impl SshFaults {
             self.ledger
                 .apply(FaultKind::Clock, node, json!(offset_ms))?;
         }
-        let write =
-            commands::write_file(commands::CLOCK_FILE, &commands::faketime_offset(offset_ms));
-        self.run_on(node, write)
+        self.run_on(node, self.clock_command(offset_ms))
             .await
             .with_context(|| format!("setting {node}'s clock"))?;
         if offset_ms == 0 {
@@ -363,6 +408,9 @@ impl SshFaults {
             commands::write_file(commands::CLOCK_FILE, &commands::faketime_offset(0)),
             commands::signal_process("CONT"),
         ];
+        if self.clock == ClockMechanism::System {
+            steps.push(self.clock_command(0));
+        }
         match &self.latency {
             LatencyMechanism::Netem { device } => steps.push(commands::set_netem(device, None)),
             LatencyMechanism::LinkDaemon => steps.push(commands::write_file(

@@ -80,6 +80,7 @@ pub async fn up_with(
         ephemeral,
         created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         vagrant_dir: None,
+        own_clocks: false,
     };
     cluster.create_dir_and_key()?;
     let created = provision(&mut cluster, nodes, &mut timings).await;

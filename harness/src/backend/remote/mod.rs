@@ -13,7 +13,7 @@ use file_target::{FileTarget, NodeCommands, Ready};
 use nuclei::control::{ClusterControl, Grudge, LinkQuality, NodeId, NodeState};
 use nuclei::remote::{Fleet, HostKeys, Remote, RemoteOptions, SshTarget};
 use nuclei::ssh_faults::ledger::Ledger;
-use nuclei::ssh_faults::{commands, LatencyMechanism, SshFaults, SshNode};
+use nuclei::ssh_faults::{commands, ClockMechanism, LatencyMechanism, SshFaults, SshNode};
 use setup::{Peer, CLIENT_PORT};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -112,12 +112,17 @@ pub fn faults(cluster: &ClusterState) -> anyhow::Result<SshFaults> {
             ip: n.ip.clone(),
         })
         .collect();
+    let clock = match cluster.own_clocks {
+        true => ClockMechanism::System,
+        false => ClockMechanism::Faketime,
+    };
     Ok(SshFaults::new(
         fleet(cluster)?,
         nodes,
         Ledger::open(&cluster.ledger())?,
         latency_mechanism(cluster),
-    ))
+    )
+    .with_clock(clock))
 }
 
 /// What to run on the nodes.
@@ -591,7 +596,7 @@ impl RunCluster for RemoteCluster {
     }
 
     fn clock_mechanism(&self) -> &'static str {
-        "libfaketime"
+        self.faults.clock_mechanism().name()
     }
 
     async fn shutdown(&self) -> anyhow::Result<()> {

@@ -64,6 +64,7 @@ pub async fn up(
         ephemeral,
         created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         vagrant_dir: None,
+        own_clocks: false,
     };
     cluster.create_dir()?;
     // Saved first, so that `down` and `heal` know the hosts whatever happens next.

@@ -51,6 +51,7 @@ pub async fn up(
     match ssh::up(name, "vagrant", &hosts, packages, ephemeral).await {
         Ok((mut state, hosts)) => {
             state.vagrant_dir = Some(dir);
+            state.own_clocks = provider != Provider::Docker;
             state.save()?;
             Ok((state, UpTimings { machines, hosts }))
         }
