@@ -4,7 +4,7 @@
 
 use super::command;
 use super::failure::Failure;
-use super::shape::{Provider, DEFAULT_BOX};
+use super::shape::{default_box, Provider};
 use crate::backend::docker::{engine, image};
 use std::process::Stdio;
 use tokio::process::Command;
@@ -134,7 +134,8 @@ async fn plugin_check() -> Check {
 
 /// The box is in `vagrant box list` for this provider.
 async fn box_check(provider: Provider, machine: Option<&str>) -> Check {
-    let wanted = machine.unwrap_or(DEFAULT_BOX);
+    let default = default_box();
+    let wanted = machine.unwrap_or(&default);
     let name = "box";
     let fix = Failure::BoxMissing
         .fix(provider, Some(wanted))

@@ -5,7 +5,7 @@
 //! find the line that matters. The classifier matches on whitespace-collapsed text, so a phrase
 //! Vagrant wrapped across lines still matches. Pure, and tested on real outputs.
 
-use super::shape::{Provider, DEFAULT_BOX};
+use super::shape::{default_box, Provider};
 
 /// The causes Fissure knows how to fix.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,7 +117,7 @@ impl Failure {
                 qemu:///system version`)"
                 .to_string(),
             Failure::BoxMissing => {
-                let name = machine.unwrap_or(DEFAULT_BOX);
+                let name = machine.map_or_else(default_box, str::to_string);
                 format!(
                     "the box {name} for {provider} is not installed, and Vagrant cannot download \
                      it from here: run `vagrant box add {name} --provider {provider}` where the \

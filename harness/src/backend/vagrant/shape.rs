@@ -18,8 +18,23 @@ pub const SHAPE_FILE: &str = "fissure-cluster.json";
 pub const SHAPE_VERSION: u32 = 1;
 /// The Vagrantfile written into folders that have none.
 pub const VAGRANTFILE: &str = include_str!("../../../../vagrant/Vagrantfile");
-/// The box VM providers use when the user names none.
+/// The box VM providers use when the user names none (and `$FISSURE_VAGRANT_BOX` is unset).
 pub const DEFAULT_BOX: &str = "debian/bookworm64";
+/// The environment variable naming the box VM clusters use by default, e.g. `fissure/bookworm`
+/// built by `vagrant/make-libvirt-box.sh` where Vagrant Cloud is out of reach.
+pub const BOX_ENV: &str = "FISSURE_VAGRANT_BOX";
+/// Memory per VM by default: Debian and a node run in far less; five VMs fit a small machine.
+pub const DEFAULT_MEMORY_MB: u32 = 768;
+
+/// The box of a VM cluster when the request names none: `$FISSURE_VAGRANT_BOX`, else
+/// [`DEFAULT_BOX`].
+pub fn default_box() -> String {
+    std::env::var(BOX_ENV)
+        .ok()
+        .map(|b| b.trim().to_string())
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| DEFAULT_BOX.to_string())
+}
 /// The key pair Fissure makes in the folder (the `.pub` beside it).
 pub const KEY_FILE: &str = "id_ed25519";
 
@@ -112,7 +127,7 @@ pub struct Request {
     pub name: String,
     pub provider: Provider,
     pub nodes: usize,
-    /// The box (libvirt, virtualbox; default [`DEFAULT_BOX`]) or image (docker; default the
+    /// The box (libvirt, virtualbox; default [`default_box`]) or image (docker; default the
     /// node image, built if missing).
     pub machine: Option<String>,
     pub cpus: u32,
@@ -120,15 +135,19 @@ pub struct Request {
 }
 
 impl Request {
-    /// `nodes` machines of one CPU and 1 GiB each, from the provider's default box or image.
+    /// `nodes` machines of one CPU and [`DEFAULT_MEMORY_MB`] each, from the provider's default
+    /// box ([`default_box`]) or image.
     pub fn new(name: &str, provider: Provider, nodes: usize) -> Request {
         Request {
             name: name.to_string(),
             provider,
             nodes,
-            machine: None,
+            machine: match provider {
+                Provider::Docker => None,
+                _ => Some(default_box()),
+            },
             cpus: 1,
-            memory_mb: 1024,
+            memory_mb: DEFAULT_MEMORY_MB,
         }
     }
 }
