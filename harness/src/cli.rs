@@ -144,6 +144,10 @@ pub enum ClusterAction {
         /// vagrant: docker, libvirt or virtualbox.
         #[arg(long, default_value = "docker")]
         provider: String,
+        /// vagrant: the box (libvirt, virtualbox) or image (docker) [default:
+        /// $FISSURE_VAGRANT_BOX, else debian/bookworm64; Fissure's node image].
+        #[arg(long)]
+        vagrant_box: Option<String>,
     },
     /// Remove a cluster: its containers, network and state (key, pinned host keys, ledger).
     Down {

@@ -76,6 +76,10 @@ pub struct SpecFile {
     /// --backend vagrant: docker, libvirt or virtualbox [default: docker].
     #[arg(long)]
     pub provider: Option<String>,
+    /// --backend vagrant: the box of libvirt and VirtualBox machines, or the image of docker
+    /// ones [default: $FISSURE_VAGRANT_BOX, else debian/bookworm64; Fissure's node image].
+    #[arg(long)]
+    pub vagrant_box: Option<String>,
     /// Cluster size [default: 5].
     #[arg(long)]
     pub nodes: Option<usize>,
@@ -213,6 +217,7 @@ impl SpecFile {
             ssh_key,
             vagrant_dir,
             provider,
+            vagrant_box,
             nodes,
             time_limit,
             concurrency,
@@ -322,6 +327,8 @@ pub struct RunSpec {
     pub vagrant_dir: Option<PathBuf>,
     /// vagrant: docker, libvirt or virtualbox.
     pub provider: String,
+    /// vagrant: the box or image, if not the default.
+    pub vagrant_box: Option<String>,
     pub nodes: usize,
     pub time_limit: Duration,
     pub concurrency: usize,
@@ -503,8 +510,11 @@ impl SpecFile {
             if !["docker", "libvirt", "virtualbox"].contains(&provider.as_str()) {
                 bail!("provider: {provider:?} is not docker, libvirt or virtualbox");
             }
-        } else if self.provider.is_some() || self.vagrant_dir.is_some() {
-            bail!("provider, vagrant-dir: only for --backend vagrant");
+        } else if self.provider.is_some()
+            || self.vagrant_dir.is_some()
+            || self.vagrant_box.is_some()
+        {
+            bail!("provider, vagrant-dir, vagrant-box: only for --backend vagrant");
         }
         // On an existing cluster, the run uses all of its nodes unless told otherwise.
         let nodes = match (self.nodes, &self.cluster) {
@@ -610,6 +620,7 @@ impl SpecFile {
             ssh_hosts,
             vagrant_dir: self.vagrant_dir.clone(),
             provider,
+            vagrant_box: self.vagrant_box.clone(),
             nodes,
             time_limit,
             concurrency,
@@ -716,6 +727,7 @@ impl RunSpec {
             ssh_key: self.ssh_key.clone(),
             vagrant_dir: self.vagrant_dir.clone(),
             provider: (self.backend == BackendKind::Vagrant).then(|| self.provider.clone()),
+            vagrant_box: self.vagrant_box.clone(),
             nodes: Some(self.nodes),
             time_limit: Some(self.time_limit),
             concurrency: Some(self.concurrency),

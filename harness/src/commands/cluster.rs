@@ -8,7 +8,6 @@ use crate::cli::{ClusterAction, HealArgs, ImageAction};
 use crate::spec::{BackendKind, SpecFile};
 use crate::{EXIT_ERROR, EXIT_VALID};
 use anyhow::bail;
-use std::path::PathBuf;
 use std::time::Duration;
 
 fn spinner(message: String) -> indicatif::ProgressBar {
@@ -43,6 +42,7 @@ pub fn run(action: ClusterAction) -> anyhow::Result<u8> {
             ssh_key,
             vagrant_dir,
             provider,
+            vagrant_box,
         } => {
             let kind = check_backend(&backend)?;
             let packages = match &target {
@@ -70,7 +70,12 @@ pub fn run(action: ClusterAction) -> anyhow::Result<u8> {
                         (state, took)
                     }),
                 BackendKind::Vagrant => {
-                    runtime.block_on(vagrant_up(&name, nodes, &provider, vagrant_dir, &packages))
+                    let machines = vagrant::cluster::Machines {
+                        provider: provider.parse()?,
+                        dir: vagrant_dir,
+                        vagrant_box,
+                    };
+                    runtime.block_on(vagrant_up(&name, nodes, &machines, &packages))
                 }
                 _ => runtime
                     .block_on(cluster::up_with(&name, nodes, false, &packages))
@@ -328,13 +333,10 @@ pub fn image(action: ImageAction) -> anyhow::Result<u8> {
 async fn vagrant_up(
     name: &str,
     nodes: usize,
-    provider: &str,
-    vagrant_dir: Option<PathBuf>,
+    machines: &vagrant::cluster::Machines,
     packages: &[String],
 ) -> anyhow::Result<(state::ClusterState, String)> {
-    let provider = provider.parse()?;
-    let (state, timings) =
-        vagrant::cluster::up(name, nodes, provider, vagrant_dir, packages, false).await?;
+    let (state, timings) = vagrant::cluster::up(name, nodes, machines, packages, false).await?;
     let took = format!(
         "machines up in {:.1} s, SSH ready {:.1} s later, hosts prepared in {:.1} s more; \
          plain `vagrant` commands work in {}",

@@ -254,9 +254,12 @@ async fn start_cluster(
                 BackendKind::Docker => docker::start_for_run(request).await?,
                 BackendKind::Ssh => ssh::start_for_run(request, &spec.ssh_hosts).await?,
                 _ => {
-                    let provider = spec.provider.parse()?;
-                    let dir = spec.vagrant_dir.clone();
-                    vagrant::cluster::start_for_run(provider, dir, request).await?
+                    let machines = vagrant::cluster::Machines {
+                        provider: spec.provider.parse()?,
+                        dir: spec.vagrant_dir.clone(),
+                        vagrant_box: spec.vagrant_box.clone(),
+                    };
+                    vagrant::cluster::start_for_run(machines, request).await?
                 }
             };
             if *stop.borrow() {

@@ -12,6 +12,15 @@ use anyhow::{bail, Context};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// Which machines: the provider, the Vagrant folder (default: one in the state directory),
+/// the box or image (default: the provider's).
+#[derive(Clone, Debug)]
+pub struct Machines {
+    pub provider: Provider,
+    pub dir: Option<PathBuf>,
+    pub vagrant_box: Option<String>,
+}
+
 /// How long `up` took: the machines, then the hosts made ready.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct UpTimings {
@@ -25,11 +34,11 @@ pub struct UpTimings {
 pub async fn up(
     name: &str,
     nodes: usize,
-    provider: Provider,
-    dir: Option<PathBuf>,
+    machines: &Machines,
     packages: &[String],
     ephemeral: bool,
 ) -> anyhow::Result<(ClusterState, UpTimings)> {
+    let provider = machines.provider;
     state::check_name(name)?;
     if state::dir(name).join("cluster.json").exists() {
         bail!(
@@ -37,9 +46,10 @@ pub async fn up(
              vagrant --cluster {name}`, or remove it with `fissure cluster down {name}`"
         );
     }
-    let dir = absolute(dir.unwrap_or_else(|| default_dir(name)))?;
+    let dir = absolute(machines.dir.clone().unwrap_or_else(|| default_dir(name)))?;
     let mut request = Request::new(name, provider, nodes);
-    if provider == Provider::Docker {
+    request.machine = machines.vagrant_box.clone();
+    if provider == Provider::Docker && request.machine.is_none() {
         // The target's packages are baked into the node image, as for the docker backend:
         // containers have no apt mirror to install from.
         request.machine = Some(image::ensure_with(packages).await?);
@@ -108,8 +118,7 @@ fn remove_machines(
 /// again: forwarded ports change when machines are recreated), or machines made for the run
 /// and destroyed after it.
 pub async fn start_for_run(
-    provider: Provider,
-    dir: Option<PathBuf>,
+    machines: Machines,
     request: RunRequest,
 ) -> anyhow::Result<RemoteCluster> {
     match request.cluster.clone() {
@@ -128,7 +137,7 @@ pub async fn start_for_run(
                 rand::random::<u16>()
             );
             let (state, timings) =
-                up(&name, request.nodes, provider, dir, &request.packages, true).await?;
+                up(&name, request.nodes, &machines, &request.packages, true).await?;
             tracing::info!(?timings, "Vagrant machines of {name} ready for this run");
             ssh::start_on(state, Some(remove_machines as RemoveFn), request).await
         }

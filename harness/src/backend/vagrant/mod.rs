@@ -259,7 +259,9 @@ pub async fn down(dir: &Path) -> anyhow::Result<bool> {
     };
     let had_machines = shape::machines_created(dir);
     if had_machines {
-        let parallel = if shape.provider.parallel() {
+        // One at a time for VMs: vagrant-libvirt's parallel destroy races loading its actions
+        // (seen here); a few seconds slower, and certain.
+        let parallel = if shape.provider == Provider::Docker {
             "--parallel"
         } else {
             "--no-parallel"
