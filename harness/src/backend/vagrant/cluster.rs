@@ -48,8 +48,10 @@ pub async fn up(
     }
     let dir = absolute(machines.dir.clone().unwrap_or_else(|| default_dir(name)))?;
     let mut request = Request::new(name, provider, nodes);
-    request.machine = machines.vagrant_box.clone();
-    if provider == Provider::Docker && request.machine.is_none() {
+    if let Some(name) = &machines.vagrant_box {
+        request.machine = Some(name.clone());
+    }
+    if provider == Provider::Docker && machines.vagrant_box.is_none() {
         // The target's packages are baked into the node image, as for the docker backend:
         // containers have no apt mirror to install from.
         request.machine = Some(image::ensure_with(packages).await?);
