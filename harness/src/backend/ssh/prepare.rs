@@ -115,13 +115,7 @@ async fn install(node: &Remote, packages: &[String]) -> anyhow::Result<()> {
         );
     }
     tracing::info!(node = node.node(), "installing {list}");
-    let command = format!(
-        "export DEBIAN_FRONTEND=noninteractive; \
-         apt-get install -y -q --no-install-recommends {list} >/tmp/fissure-apt.log 2>&1 || \
-         {{ apt-get update -q >>/tmp/fissure-apt.log 2>&1 && \
-            apt-get install -y -q --no-install-recommends {list} >>/tmp/fissure-apt.log 2>&1; }} || \
-         {{ tail -n 20 /tmp/fissure-apt.log >&2; exit 1; }}"
-    );
+    let command = install_command(&list);
     node.exec_ok(&command, INSTALL_TIMEOUT)
         .await
         .with_context(|| {
@@ -132,6 +126,26 @@ async fn install(node: &Remote, packages: &[String]) -> anyhow::Result<()> {
             )
         })?;
     Ok(())
+}
+
+/// Installs `list` (Debian packages, space separated) with apt, updating the index only if a
+/// plain install fails; the end of apt's log goes to stderr when it fails.
+fn install_command(list: &str) -> String {
+    // Packages must not start daemons of their own (Debian's etcd-server starts etcd on
+    // localhost): Fissure starts the target itself. policy-rc.d says so to invoke-rc.d and
+    // deb-systemd-invoke for the length of the install, unless the host has one already.
+    format!(
+        "export DEBIAN_FRONTEND=noninteractive; ours=; \
+         if [ ! -e /usr/sbin/policy-rc.d ]; then \
+           printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d && \
+           chmod 755 /usr/sbin/policy-rc.d && ours=1; \
+         fi; \
+         {{ apt-get install -y -q --no-install-recommends {list} >/tmp/fissure-apt.log 2>&1 || \
+           {{ apt-get update -q >>/tmp/fissure-apt.log 2>&1 && \
+              apt-get install -y -q --no-install-recommends {list} >>/tmp/fissure-apt.log 2>&1; }}; }}; \
+         rc=$?; [ -n \"$ours\" ] && rm -f /usr/sbin/policy-rc.d; \
+         [ $rc = 0 ] || {{ tail -n 20 /tmp/fissure-apt.log >&2; exit 1; }}"
+    )
 }
 
 /// The binary must run there: same architecture, and a C library at least as new as the one it
@@ -269,6 +283,21 @@ mod tests {
         assert!(packages_to_install("").is_empty());
         let probe = probe_missing(&["etcd-server".into()]);
         assert!(probe.contains("command -v iptables") && probe.contains("'etcd-server'"));
+    }
+
+    #[test]
+    fn installs_keep_package_daemons_from_starting() {
+        let command = install_command("etcd-server etcd-client");
+        assert!(command.contains("/usr/sbin/policy-rc.d") && command.contains("exit 101"));
+        let syntax = std::process::Command::new("sh")
+            .args(["-n", "-c", &command])
+            .output()
+            .unwrap();
+        assert!(
+            syntax.status.success(),
+            "{}",
+            String::from_utf8_lossy(&syntax.stderr)
+        );
     }
 
     #[test]
