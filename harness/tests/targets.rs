@@ -299,7 +299,7 @@ fn a_flaky_adapter_yields_info_and_a_log_line_never_a_wrong_verdict() {
             "--nemesis",
             "none",
             "--op-timeout",
-            "1s",
+            "2s",
             "--recovery",
             "1s",
             "--store",
