@@ -30,15 +30,7 @@ struct Cluster {
 
 impl Cluster {
     fn new(test: &str) -> Cluster {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let name = format!("fv{}-{nanos:x}-{test}", std::process::id());
-        let dir = tempfile::Builder::new()
-            .prefix("fissure-vagrant-test-")
-            .tempdir()
-            .unwrap();
+        let (name, dir) = vagrant_support::fresh_cluster("fv", test);
         Cluster { name, dir }
     }
 

@@ -31,6 +31,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+#[path = "support/vagrant.rs"]
+mod vagrant_support;
+
 #[path = "support/cli.rs"]
 mod cli;
 use cli::{fissure, fissure_command, state_root, text};
@@ -174,15 +177,7 @@ struct Cluster {
 
 impl Cluster {
     fn new(test: &str) -> Cluster {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let name = format!("fl{}-{nanos:x}-{test}", std::process::id());
-        let dir = tempfile::Builder::new()
-            .prefix("fissure-libvirt-test-")
-            .tempdir()
-            .unwrap();
+        let (name, dir) = vagrant_support::fresh_cluster("fl", test);
         Cluster { name, dir }
     }
 
