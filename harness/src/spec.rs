@@ -43,8 +43,8 @@ pub struct SpecFile {
     #[arg(long, value_delimiter = ',')]
     #[serde(default, deserialize_with = "text::list_opt")]
     pub nemesis: Option<Vec<String>>,
-    /// Where nodes run: local, docker, or none (a system you already run, at --endpoints:
-    /// clients only, no faults) [default: local].
+    /// Where nodes run: local, docker, ssh (--hosts), vagrant, or none (a system you already
+    /// run, at --endpoints: clients only, no faults) [default: local].
     #[arg(long)]
     pub backend: Option<String>,
     /// --backend none: the nodes' client addresses, comma separated (host:port).
