@@ -6,7 +6,7 @@ pub mod cluster;
 pub mod engine;
 pub mod image;
 
-use crate::backend::remote::{RemoteCluster, RunRequest, TargetConfig, TeardownFn};
+use crate::backend::remote::{RemoteCluster, Removal, RemoveFn, RunRequest};
 use crate::backend::state::ClusterState;
 
 /// The binary's path inside every node.
@@ -38,32 +38,12 @@ pub async fn start_for_run(request: RunRequest) -> anyhow::Result<RemoteCluster>
             (state, true)
         }
     };
-    let name = state.name.clone();
-    let teardown = ephemeral.then(|| {
-        let name = name.clone();
-        let down: TeardownFn =
-            Box::new(move || Box::pin(async move { cluster::down(&name).await.map(drop) }));
-        down
-    });
-    let config = TargetConfig {
-        launch: request.launch,
-        nodes,
-        program: program(),
-        logs_dir: request.logs_dir,
-        start_timeout: request.start_timeout,
-        link_faults: request.link_faults,
-    };
-    match RemoteCluster::start(state, config, teardown).await {
-        Ok(cluster) => Ok(cluster),
-        Err(e) => {
-            if ephemeral {
-                if let Err(down) = cluster::down(&name).await {
-                    tracing::warn!("removing cluster {name} after a failed start: {down:#}");
-                }
-            }
-            Err(e)
-        }
-    }
+    let remove = ephemeral.then_some(remove_containers as RemoveFn);
+    RemoteCluster::start_for_run(state, request.target_config(program()), remove).await
+}
+
+fn remove_containers(name: String) -> Removal {
+    Box::pin(async move { cluster::down(&name).await.map(drop) })
 }
 
 /// An existing cluster runs a target only if its image has the target's packages.

@@ -185,27 +185,63 @@ pub struct RemoteCluster {
     states: Mutex<BTreeMap<NodeId, NodeState>>,
     closed: AtomicBool,
     /// Called once at the end of [`RunCluster::shutdown`]: removes a cluster made for the run.
-    teardown: tokio::sync::Mutex<Option<TeardownFn>>,
+    teardown: tokio::sync::Mutex<Option<RemoveFn>>,
     /// A target file's commands, rendered for each node (empty for a bundled target).
     commands: Vec<NodeCommands>,
     /// This run's hold on the cluster, released when the run ends (or dies).
     _lock: crate::backend::state::ClusterLock,
 }
 
-/// What removes a cluster made for one run (a docker cluster's `down`).
-pub type TeardownFn = Box<
-    dyn FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>>
-        + Send,
->;
+/// What removes a cluster made for one run, by name: docker's containers, an ssh cluster's files
+/// on its hosts, Vagrant's machines.
+pub type RemoveFn = fn(String) -> Removal;
+
+/// A removal on its way.
+pub type Removal = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>>;
+
+impl RunRequest {
+    /// What to run, for nodes that find Fissure's binary at `program`.
+    pub fn target_config(self, program: String) -> TargetConfig {
+        TargetConfig {
+            launch: self.launch,
+            nodes: self.nodes,
+            program,
+            logs_dir: self.logs_dir,
+            start_timeout: self.start_timeout,
+            link_faults: self.link_faults,
+        }
+    }
+}
 
 impl RemoteCluster {
+    /// [`RemoteCluster::start`] on a cluster that, when `remove` is given, was made for this
+    /// run: the run's shutdown removes it, and so does a failed start.
+    pub async fn start_for_run(
+        cluster: ClusterState,
+        config: TargetConfig,
+        remove: Option<RemoveFn>,
+    ) -> anyhow::Result<RemoteCluster> {
+        let name = cluster.name.clone();
+        match RemoteCluster::start(cluster, config, remove).await {
+            Ok(cluster) => Ok(cluster),
+            Err(e) => {
+                if let Some(remove) = remove {
+                    if let Err(down) = remove(name.clone()).await {
+                        tracing::warn!("removing cluster {name} after a failed start: {down:#}");
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
     /// Prepares every node (stops leftovers, fresh data, link daemon if needed), heals
     /// whatever an earlier controller left, starts the target everywhere and waits until every
     /// node answers.
     pub async fn start(
         cluster: ClusterState,
         config: TargetConfig,
-        teardown: Option<TeardownFn>,
+        teardown: Option<RemoveFn>,
     ) -> anyhow::Result<RemoteCluster> {
         if config.nodes != cluster.nodes.len() {
             bail!(
@@ -627,8 +663,8 @@ impl RunCluster for RemoteCluster {
             }
             failures.extend(self.collect_logs().await);
         }
-        if let Some(teardown) = teardown.take() {
-            if let Err(e) = teardown().await {
+        if let Some(remove) = teardown.take() {
+            if let Err(e) = remove(self.cluster.name.clone()).await {
                 failures.push(format!(
                     "removing cluster {}: {e:#} (run `fissure cluster down {}`)",
                     self.cluster.name, self.cluster.name

@@ -9,7 +9,7 @@
 pub mod hosts;
 pub mod prepare;
 
-use crate::backend::remote::{self, RemoteCluster, RunRequest, TargetConfig, TeardownFn};
+use crate::backend::remote::{self, RemoteCluster, Removal, RemoveFn, RunRequest};
 use crate::backend::state::{self, ClusterState, NodeRecord, SshLogin};
 use anyhow::{bail, Context};
 pub use hosts::HostSpec;
@@ -113,20 +113,7 @@ async fn provision(cluster: &mut ClusterState, packages: &[String]) -> anyhow::R
         )
     })?;
     let ssh_ready = started.elapsed();
-    let mut preparing = tokio::task::JoinSet::new();
-    for node in fleet.remotes() {
-        let node = node.clone();
-        let packages = packages.to_vec();
-        preparing.spawn(async move {
-            let id = node.node().to_string();
-            prepare::prepare_host(&node, &packages)
-                .await
-                .with_context(|| format!("preparing {id}"))
-        });
-    }
-    while let Some(done) = preparing.join_next().await {
-        done.context("a host preparation task failed")??;
-    }
+    prepare::prepare_hosts(&fleet, packages).await?;
     // Probed on the interface that carries peer traffic, not the default route: a host's
     // management network is often another one.
     let peer = cluster.nodes.get(1).unwrap_or(&cluster.nodes[0]).ip.clone();
@@ -195,12 +182,9 @@ pub async fn start_for_run(
     let (state, ephemeral) = match &request.cluster {
         Some(name) => {
             let state = ClusterState::load(name)?;
-            let fleet = remote::fleet(&state)?;
-            for node in fleet.remotes() {
-                prepare::prepare_host(node, &request.packages)
-                    .await
-                    .with_context(|| format!("preparing {} of cluster {name}", node.node()))?;
-            }
+            prepare::prepare_hosts(&remote::fleet(&state)?, &request.packages)
+                .await
+                .with_context(|| format!("cluster {name}"))?;
             (state, false)
         }
         None => {
@@ -210,56 +194,11 @@ pub async fn start_for_run(
             (state, true)
         }
     };
-    start_on(
-        state,
-        ephemeral.then_some(remove_hosts as RemoveFn),
-        request,
-    )
-    .await
+    let remove = ephemeral.then_some(remove_hosts as RemoveFn);
+    let config = request.target_config(prepare::NODE_PROGRAM.into());
+    RemoteCluster::start_for_run(state, config, remove).await
 }
 
-/// Removes a cluster made for one run, by name: [`down`] here, destroying machines for Vagrant.
-pub type RemoveFn =
-    fn(String) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>>;
-
-fn remove_hosts(
-    name: String,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>> {
+fn remove_hosts(name: String) -> Removal {
     Box::pin(async move { down(&name, false).await.map(drop) })
-}
-
-/// [`start_for_run`] on a registered cluster; one made for the run (`remove` given) is removed
-/// after it, or at once if the start fails.
-pub async fn start_on(
-    state: ClusterState,
-    remove: Option<RemoveFn>,
-    request: RunRequest,
-) -> anyhow::Result<RemoteCluster> {
-    let name = state.name.clone();
-    let teardown = remove.map(|remove| {
-        let name = name.clone();
-        let teardown: TeardownFn = Box::new(move || remove(name));
-        teardown
-    });
-    let config = TargetConfig {
-        launch: request.launch,
-        nodes: request.nodes,
-        program: prepare::NODE_PROGRAM.into(),
-        logs_dir: request.logs_dir,
-        start_timeout: request.start_timeout,
-        link_faults: request.link_faults,
-    };
-    match RemoteCluster::start(state, config, teardown).await {
-        Ok(cluster) => Ok(cluster),
-        Err(e) => {
-            if let Some(remove) = remove {
-                if let Err(down) = remove(name.clone()).await {
-                    tracing::warn!(
-                        "cleaning cluster {name} off its hosts after a failed start: {down:#}"
-                    );
-                }
-            }
-            Err(e)
-        }
-    }
 }

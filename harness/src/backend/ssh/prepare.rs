@@ -3,9 +3,10 @@
 //! partial failure simply finishes the job.
 
 use anyhow::{bail, Context};
-use nuclei::remote::{shell_quote, Remote};
+use nuclei::remote::{shell_quote, Fleet, Remote};
 use nuclei::ssh_faults::commands::NODE_DIR;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Where Fissure's binary lives on a host (its own directory: a host's `/opt` is not ours).
@@ -73,8 +74,26 @@ pub fn packages_to_install(answer: &str) -> Vec<String> {
     packages
 }
 
+/// Prepares every host of `fleet` side by side (the binary hashed once for all).
+pub async fn prepare_hosts(fleet: &Fleet, packages: &[String]) -> anyhow::Result<()> {
+    let binary = Arc::new(Binary::this()?);
+    let mut preparing = tokio::task::JoinSet::new();
+    for node in fleet.remotes() {
+        let (node, binary, packages) = (node.clone(), binary.clone(), packages.to_vec());
+        preparing.spawn(async move {
+            prepare_host(&node, &packages, &binary)
+                .await
+                .with_context(|| format!("preparing {}", node.node()))
+        });
+    }
+    while let Some(done) = preparing.join_next().await {
+        done.context("a host preparation task failed")??;
+    }
+    Ok(())
+}
+
 /// Checks root access, installs what is missing, and uploads Fissure's binary.
-pub async fn prepare_host(node: &Remote, packages: &[String]) -> anyhow::Result<()> {
+async fn prepare_host(node: &Remote, packages: &[String], binary: &Binary) -> anyhow::Result<()> {
     let target = node.target();
     let who = format!("{} on {}", target.user, target.node);
     let root = node.exec("id -u", CHECK_TIMEOUT).await?;
@@ -99,7 +118,7 @@ pub async fn prepare_host(node: &Remote, packages: &[String]) -> anyhow::Result<
     if !missing.is_empty() {
         install(node, &missing).await?;
     }
-    upload_binary(node).await
+    upload_binary(node, binary).await
 }
 
 async fn install(node: &Remote, packages: &[String]) -> anyhow::Result<()> {
@@ -206,6 +225,20 @@ fn libc_version(text: &str) -> Option<(u32, u32)> {
     Some((major.parse().ok()?, minor.parse().ok()?))
 }
 
+/// The binary the hosts run, and its SHA-256.
+struct Binary {
+    path: PathBuf,
+    digest: String,
+}
+
+impl Binary {
+    fn this() -> anyhow::Result<Binary> {
+        let path = node_binary()?;
+        let digest = file_digest(&path)?;
+        Ok(Binary { path, digest })
+    }
+}
+
 /// The binary the hosts run: [`NODE_BINARY_ENV`], else this very one.
 pub fn node_binary() -> anyhow::Result<PathBuf> {
     match std::env::var_os(NODE_BINARY_ENV) {
@@ -222,21 +255,19 @@ pub fn node_binary() -> anyhow::Result<PathBuf> {
 
 /// Uploads the binary unless the host has the same one already (a digest compare: reusing a
 /// cluster costs no transfer).
-async fn upload_binary(node: &Remote) -> anyhow::Result<()> {
-    let binary = node_binary()?;
-    let digest = file_digest(&binary)?;
+async fn upload_binary(node: &Remote, binary: &Binary) -> anyhow::Result<()> {
     let theirs = node
         .exec(
             &format!("sha256sum {NODE_PROGRAM} 2>/dev/null | cut -d' ' -f1"),
             CHECK_TIMEOUT,
         )
         .await?;
-    if theirs.stdout.trim() == digest {
+    if theirs.stdout.trim() == binary.digest {
         return Ok(());
     }
     node.exec_ok(&format!("mkdir -p {NODE_DIR}/bin"), CHECK_TIMEOUT)
         .await?;
-    node.upload(&binary, NODE_PROGRAM, 0o755).await
+    node.upload(&binary.path, NODE_PROGRAM, 0o755).await
 }
 
 /// The SHA-256 of a file, in hex, by `sha256sum` (coreutils, on every host that runs us).

@@ -5,8 +5,8 @@
 
 use super::{default_dir, Provider, Request};
 use crate::backend::docker::image;
-use crate::backend::remote::{RemoteCluster, RunRequest};
-use crate::backend::ssh::{self, RemoveFn};
+use crate::backend::remote::{RemoteCluster, Removal, RemoveFn, RunRequest};
+use crate::backend::ssh;
 use crate::backend::state::{self, ClusterState, SshLogin};
 use anyhow::{bail, Context};
 use std::path::{Path, PathBuf};
@@ -110,9 +110,7 @@ pub async fn down(name: &str) -> anyhow::Result<bool> {
     Ok(true)
 }
 
-fn remove_machines(
-    name: String,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>> {
+fn remove_machines(name: String) -> Removal {
     Box::pin(async move { down(&name).await.map(drop) })
 }
 
@@ -141,7 +139,8 @@ pub async fn start_for_run(
             let (state, timings) =
                 up(&name, request.nodes, &machines, &request.packages, true).await?;
             tracing::info!(?timings, "Vagrant machines of {name} ready for this run");
-            ssh::start_on(state, Some(remove_machines as RemoveFn), request).await
+            let config = request.target_config(ssh::prepare::NODE_PROGRAM.into());
+            RemoteCluster::start_for_run(state, config, Some(remove_machines as RemoveFn)).await
         }
     }
 }
