@@ -11,59 +11,27 @@
 use harness::backend::state::ClusterState;
 use harness::backend::{remote, state};
 use nuclei::control::Grudge;
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// One state directory for the whole test binary (clusters are told apart by name).
-fn state_root() -> &'static PathBuf {
-    static ROOT: OnceLock<PathBuf> = OnceLock::new();
-    ROOT.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("docker-state-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        // Set once, before the library reads it in this process (OnceLock), never changed.
-        std::env::set_var("FISSURE_STATE_DIR", &dir);
-        dir
-    })
-}
+#[path = "support/cli.rs"]
+mod cli;
+use cli::{fissure, fissure_command, state_root, text};
 
 #[path = "support/docker.rs"]
 mod docker_support;
 use docker_support::docker_available;
 
-fn fissure(args: &[&str]) -> Output {
-    state_root();
-    Command::new(env!("CARGO_BIN_EXE_fissure"))
-        .args(args)
-        .env("FISSURE_STATE_DIR", state_root())
-        .stdin(Stdio::null())
-        .output()
-        .expect("fissure runs")
-}
-
 /// A 60 s docker run in the background (to be interrupted), storing into `store`.
 fn spawn_run(store: &std::path::Path, args: &str) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_fissure"))
-        .args(["run", "--backend", "docker", "--time-limit", "60s"])
-        .args(["--store", store.to_str().unwrap()])
-        .args(args.split_whitespace())
-        .env("FISSURE_STATE_DIR", state_root())
-        .stdin(Stdio::null())
+    let mut full = vec!["run", "--backend", "docker", "--time-limit", "60s"];
+    full.extend(["--store", store.to_str().unwrap()]);
+    full.extend(args.split_whitespace());
+    fissure_command(&full)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 /// A cluster that is removed when the test ends, however it ends.
