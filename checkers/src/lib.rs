@@ -16,6 +16,7 @@ pub mod linearizability;
 pub mod model;
 pub mod set;
 pub mod slo;
+pub mod txn;
 
 pub use bank::{check_bank, BadRead, BankError, BankOptions, BankResult, OutcomeCounts, TotalSeen};
 pub use counter::{check_counter, BadCounterRead, CounterResult, MalformedAdd};

@@ -77,6 +77,19 @@ impl Serialize for Verdict {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for Verdict {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::Bool(true) => Ok(Verdict::Valid),
+            serde_json::Value::Bool(false) => Ok(Verdict::Invalid),
+            serde_json::Value::String(s) if s == "unknown" => Ok(Verdict::Unknown),
+            other => Err(serde::de::Error::custom(format!(
+                "a verdict is true, false or \"unknown\", not {other}"
+            ))),
+        }
+    }
+}
+
 impl Verdict {
     pub fn name(self) -> &'static str {
         match self {
