@@ -268,8 +268,9 @@ pub enum OutputFormat {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// A history file (jsonl, Jepsen/Knossos EDN, Porcupine etcd log or kv lines), or a stored run
-    /// directory holding history.jsonl.
+    /// A history file (jsonl, Jepsen/Knossos/Elle EDN, elle-cli JSON, Porcupine etcd log or kv
+    /// lines), or a stored run directory holding history.jsonl. Transactional histories (Elle's
+    /// list-append, rw-register) are checked for isolation anomalies.
     pub history: PathBuf,
 
     /// The model to check against [default: the format's convention, else guessed from the
@@ -279,7 +280,7 @@ pub struct CheckArgs {
     pub model: Option<ModelKind>,
 
     /// The history's format [default: guessed from the file]. One of: jsonl, edn, porcupine-etcd,
-    /// porcupine-kv.
+    /// porcupine-kv, elle-json.
     #[arg(long, value_parser = parse_format)]
     pub format: Option<Format>,
 
@@ -315,6 +316,62 @@ pub struct CheckArgs {
     /// Print one JSON object instead of a summary.
     #[arg(long)]
     pub json: bool,
+
+    #[command(flatten)]
+    pub isolation: IsolationArgs,
+}
+
+/// How `fissure check` reads a transactional (Elle) history. A history of `txn` operations is
+/// checked for isolation anomalies rather than linearizability.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct IsolationArgs {
+    /// The transactional workload: list-append or rw-register [default: guessed from the
+    /// micro-ops: appends mean list-append, writes rw-register].
+    #[arg(long, value_parser = parse_txn_workload)]
+    pub workload: Option<checkers::txn::TxnWorkload>,
+
+    /// The consistency model whose anomalies make the history invalid: read-uncommitted,
+    /// read-committed, repeatable-read, snapshot-isolation, serializable, strict-serializable,
+    /// strong-session-* ... [default: strict-serializable].
+    #[arg(long, value_parser = parse_consistency_model)]
+    pub consistency_model: Option<checkers::txn::ConsistencyModel>,
+
+    /// rw-register: every key is linearizable, so real-time order gives each key's version order.
+    #[arg(long)]
+    pub linearizable_keys: bool,
+
+    /// rw-register: every key is sequentially consistent, so process order gives version order.
+    #[arg(long)]
+    pub sequential_keys: bool,
+
+    /// rw-register: a transaction's write of a key it read follows the version it read.
+    #[arg(long)]
+    pub wfr_keys: bool,
+}
+
+impl IsolationArgs {
+    /// True if any option asks for an isolation check.
+    pub fn any(&self) -> bool {
+        self.workload.is_some()
+            || self.consistency_model.is_some()
+            || self.linearizable_keys
+            || self.sequential_keys
+            || self.wfr_keys
+    }
+}
+
+fn parse_txn_workload(s: &str) -> Result<checkers::txn::TxnWorkload, String> {
+    s.parse()
+}
+
+/// Consistency models are named as Elle names them (kebab-case).
+pub fn parse_consistency_model(s: &str) -> Result<checkers::txn::ConsistencyModel, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_string())).map_err(|_| {
+        format!(
+            "no consistency model {s:?}; try read-uncommitted, read-committed, repeatable-read, \
+             snapshot-isolation, serializable or strict-serializable"
+        )
+    })
 }
 
 fn parse_model(s: &str) -> Result<ModelKind, String> {

@@ -2,6 +2,7 @@
 
 pub mod check;
 mod check_output;
+mod check_txn;
 mod cluster;
 mod convert;
 mod doctor;
