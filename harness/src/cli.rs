@@ -30,6 +30,8 @@ pub enum Command {
     Convert(ConvertArgs),
     /// Run a campaign: a matrix of runs from a TOML file, each with an expectation.
     Campaign(CampaignArgs),
+    /// Merge the stores of a sharded campaign's shards into one store, index and JUnit file.
+    Merge(MergeArgs),
     /// Write a run's report.html from its stored files (and refresh the store's index.html).
     Report(ReportArgs),
     /// Serve a store's reports over HTTP.
@@ -91,6 +93,36 @@ pub struct CampaignArgs {
     /// List the runs the campaign expands to, and exit.
     #[arg(long)]
     pub list: bool,
+    /// Run only the K-th of N slices of the campaign (e.g. 2/3): the same slices on every
+    /// machine, balanced by expected duration. Merge the shards' stores with `fissure merge`.
+    #[arg(long, value_parser = parse_shard)]
+    pub shard: Option<crate::campaign::shard::Shard>,
+    /// With --shard: runs without a seed in the campaign file get one derived from this salt
+    /// (e.g. the date or the CI pipeline's id) rather than a random one, so every shard expands
+    /// the campaign alike [default: "" (the same seeds every time)].
+    #[arg(long, requires = "shard")]
+    pub seed_salt: Option<String>,
+}
+
+fn parse_shard(s: &str) -> Result<crate::campaign::shard::Shard, String> {
+    s.parse()
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit codes: 0 every run met its expectation, 1 some missed, 3 error \
+                        (a shard missing or given twice, campaigns that differ, a file conflict)."
+)]
+pub struct MergeArgs {
+    /// The shards' stores (each written by `fissure campaign --shard K/N`).
+    #[arg(required = true)]
+    pub stores: Vec<PathBuf>,
+    /// The store to merge into (created if missing; may be one of the shards' stores).
+    #[arg(long)]
+    pub into: PathBuf,
+    /// Also write the combined JUnit XML file here.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
