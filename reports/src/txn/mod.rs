@@ -19,7 +19,6 @@ use checkers::txn::{
     TxnWorkload,
 };
 use checkers::Verdict;
-use models::{anomaly_name, model_name};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -140,6 +139,14 @@ struct ModelRow {
     weakest: bool,
     checked: bool,
     by: Vec<String>,
+}
+
+fn kind_name(kind: AnomalyKind) -> String {
+    kind.name().to_string()
+}
+
+fn model_str(model: checkers::txn::ConsistencyModel) -> String {
+    model.name().to_string()
 }
 
 /// What the report calls an edge kind: `ww`, `wr`, `rw`, `rt`, `proc`.
@@ -338,19 +345,15 @@ fn example(anomaly: &Anomaly, nth: usize, history: &TxnHistory) -> Example {
 }
 
 fn headline(result: &TxnResult) -> String {
-    let model = model_name(result.consistency_model);
-    let found: Vec<String> = result
-        .anomaly_types
-        .iter()
-        .map(|k| anomaly_name(*k))
-        .collect();
+    let model = model_str(result.consistency_model);
+    let found: Vec<String> = result.anomaly_types.iter().map(|k| kind_name(*k)).collect();
     let forbidding = models::ruling_out(result.consistency_model, &result.anomaly_types);
     match result.valid {
         Verdict::Invalid if !forbidding.is_empty() => format!(
             "the history is not {model}: it shows {}.",
             forbidding
                 .iter()
-                .map(|k| anomaly_name(*k))
+                .map(|k| kind_name(*k))
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
@@ -396,7 +399,7 @@ fn section(
                 .map(|(i, a)| example(a, i + 1, history))
                 .collect();
             Card {
-                name: anomaly_name(kind),
+                name: kind_name(kind),
                 meaning: meaning(kind),
                 count: count(kind).max(found.len()),
                 more: count(kind).max(found.len()) - examples.len(),
@@ -405,12 +408,12 @@ fn section(
         })
         .collect();
     let row = |m, weakest| ModelRow {
-        name: model_name(m),
+        name: model_str(m),
         weakest,
         checked: m == result.consistency_model,
         by: models::ruling_out(m, &kinds)
             .into_iter()
-            .map(anomaly_name)
+            .map(kind_name)
             .collect(),
     };
     let mut model_rows: Vec<ModelRow> = result.not.iter().map(|m| row(*m, true)).collect();
@@ -427,21 +430,21 @@ fn section(
             Verdict::Invalid => "fail",
             Verdict::Unknown => "info",
         },
-        model: model_name(result.consistency_model),
+        model: model_str(result.consistency_model),
         workload: result.workload.name().into(),
         headline: headline(result),
         unknown_reason: result.unknown_reason.clone(),
         found: kinds
             .iter()
             .map(|k| Found {
-                name: anomaly_name(*k),
+                name: kind_name(*k),
                 count: count(*k),
             })
             .collect(),
         strongest: result
             .strongest_possible
             .iter()
-            .map(|m| model_name(*m))
+            .map(|m| model_str(*m))
             .collect(),
         inferences: result.inferences.clone(),
         stats: format!(

@@ -167,6 +167,17 @@ fn the_models_table_says_what_rules_each_model_out() {
         "the checked model marked once"
     );
     assert!(!html.contains("<td>read-uncommitted</td>"), "not ruled out");
+    let table = &html[html.find("<table class=\"tx-models\">").unwrap()..];
+    let table = &table[..table.find("</table>").unwrap()];
+    assert_eq!(
+        table.matches("<tr").count(),
+        1 + 1 + 21,
+        "a header, then a row per model in not and also_not"
+    );
+    assert!(
+        !html.contains("no anomaly found here forbids it"),
+        "a model left unexplained"
+    );
 }
 
 #[test]
@@ -307,4 +318,34 @@ fn unreadable_results_and_histories_are_reported_not_fatal() {
         "linearizable",
         &serde_json::json!({"valid": true})
     ));
+}
+
+/// The real checker on the fixture's history: what it reports renders the same cards.
+#[test]
+fn the_checkers_own_result_renders() {
+    let (_, history) = fixture();
+    let options = checkers::txn::TxnCheckOptions {
+        consistency_model: ConsistencyModel::Serializable,
+        ..Default::default()
+    };
+    let result = checkers::txn::check_txn(&history, &options);
+    assert_eq!(
+        result.anomaly_types,
+        [AnomalyKind::GSingle, AnomalyKind::G1a]
+    );
+    let html = render(&result, &history);
+    assert!(html.contains("id=\"tx-G-single-item\"") && html.contains("id=\"tx-G1a\""));
+    assert_eq!(html.matches("<g class=\"tx-box ").count(), 5);
+    assert_eq!(html.matches("<g class=\"tx-edge tx-e-wr\">").count(), 2);
+    assert_eq!(html.matches("<g class=\"tx-edge tx-e-rw\">").count(), 1);
+    assert!(html.contains(">rw k3 1</text>"));
+    let rr = models_row(&html, "repeatable-read");
+    assert!(
+        rr.contains(">G-single-item</a>") && rr.contains(">G1a</a>"),
+        "{rr}"
+    );
+    assert!(
+        !html.contains("no anomaly found here forbids it"),
+        "a model left unexplained"
+    );
 }
