@@ -8,6 +8,8 @@
 //! - [`junit`]: JUnit XML of a campaign for CI systems.
 //! - [`timeline`]: a window of the history, operations per process over time, with faults.
 //! - [`counterexample`]: a non-linearizable verdict drawn around the op that cannot be placed.
+//! - [`txn`]: the isolation checker's verdict, a card per anomaly with its cycle drawn, and the
+//!   models ruled out.
 //! - [`plots`]: inline SVG plots of latency, its quantiles and throughput, faults shaded.
 
 pub mod campaign_page;
@@ -20,3 +22,4 @@ pub mod page;
 pub mod plots;
 pub mod timeline;
 pub mod trends;
+pub mod txn;

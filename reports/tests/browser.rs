@@ -246,3 +246,42 @@ fn two_nights_show_each_tests_trend_strip_and_campaign_pages() {
     );
     eprintln!("screenshots in {}", shots.display());
 }
+
+/// Pixels close to `rgb`.
+fn near(pixels: &[[u8; 3]], rgb: [u8; 3]) -> usize {
+    let close = |a: u8, b: u8| a.abs_diff(b) < 24;
+    pixels
+        .iter()
+        .filter(|p| close(p[0], rgb[0]) && close(p[1], rgb[1]) && close(p[2], rgb[2]))
+        .count()
+}
+
+#[test]
+fn the_isolation_section_renders_its_cycle_in_a_browser() {
+    let Some(browser) = browser_or_skip("the_isolation_section_renders") else {
+        return;
+    };
+    let store = tempfile::tempdir().unwrap();
+    let run = store.path().join("txn").join("20261201T100000.000Z");
+    copy_dir(&fixture("txn"), &run);
+    reports::page::write(&run).unwrap();
+    let png = artifacts().join("report-txn.png");
+    let said = screenshot(&browser, &run.join("report.html"), &png, 3400);
+    assert!(
+        said.is_empty(),
+        "the report logged to the console: {said:?}"
+    );
+    let shot = pixels(&png);
+    // The arrows' colours reach the screen, so the inline SVG and its styles were applied:
+    // the rw arrow's orange (#d9480f), the wr arrows' green (#2b8a3e), and the boxes' blue.
+    let rw = near(&shot, [0xd9, 0x48, 0x0f]);
+    let wr = near(&shot, [0x2b, 0x8a, 0x3e]);
+    let ok_box = near(&shot, [0xd6, 0xe9, 0xff]);
+    assert!(rw > 150, "no rw arrow on screen ({rw} pixels)");
+    assert!(wr > 150, "no wr arrows on screen ({wr} pixels)");
+    assert!(
+        ok_box > 2000,
+        "no transaction boxes on screen ({ok_box} pixels)"
+    );
+    eprintln!("screenshot: {}", png.display());
+}
