@@ -150,10 +150,10 @@ fn run(
         ));
     }
     if found.timed_out {
-        return check_time("during the cycle search").and(Err(format!(
+        return Err(format!(
             "the time limit of {:.1} s ran out during the cycle search",
             options.time_limit.unwrap_or_default().as_secs_f64()
-        )));
+        ));
     }
     Ok(())
 }
