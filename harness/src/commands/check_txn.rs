@@ -138,7 +138,9 @@ pub fn summary(loaded: &Loaded, history: &TxnHistory, result: &TxnResult, check_
         for anomaly in anomalies.iter().take(2) {
             let _ = writeln!(out, "    {}", anomaly.explanation);
             for step in &anomaly.cycle {
-                let _ = writeln!(out, "      - {}", step.why);
+                if !anomaly.explanation.contains(&step.why) {
+                    let _ = writeln!(out, "      - {}", step.why);
+                }
             }
             for &id in anomaly.txns.iter().take(6) {
                 if let Some(t) = history.txns.get(id) {
