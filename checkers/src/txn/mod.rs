@@ -3,6 +3,7 @@
 //! find cycles and non-cyclic anomalies, and say which consistency models the history rules out.
 
 pub mod history;
+pub mod reference;
 pub mod result;
 
 pub use history::{
