@@ -5,6 +5,7 @@
 pub mod history;
 pub mod reference;
 pub mod result;
+pub mod synth;
 
 pub use history::{
     guess_workload, is_txn_operation, txn_history, Elem, Key, Mop, ReadValue, Txn, TxnHistory,
