@@ -3,8 +3,9 @@
 //!
 //! Each history is written as `history.jsonl`, then checked in a fresh process (this binary again)
 //! so its peak RSS (VmHWM) is that one check's: reading and parsing the file into transactions,
-//! then `check_txn` against strict serializability, each timed on its own. The figures are what
-//! `fissure check` would spend, minus its printing.
+//! then `check_txn` against strict serializability, each timed on its own (parsing also shown as
+//! the part spent reading JSON Lines into events, before pairing and reading micro-ops). The
+//! figures are what `fissure check` would spend, minus its printing.
 //!
 //! `cargo bench -p checkers --bench txn` runs 100k and 1M transactions;
 //! `FISSURE_TXN_BENCH_SIZES=10000,100000` picks sizes, `FISSURE_TXN_BENCH_PROCESSES` the
@@ -54,8 +55,8 @@ fn main() {
     std::fs::create_dir_all(&dir).expect("the histories' directory");
 
     println!(
-        "{:>9} {:<9} {:>8} {:>9} {:>9} {:>10} {:>9} {:>8}  G-single found",
-        "txns", "history", "file MB", "gen s", "parse s", "check s", "peak MiB", "verdict"
+        "{:>9} {:<9} {:>8} {:>7} {:>17} {:>8} {:>9} {:>8}  G-single found",
+        "txns", "history", "file MB", "gen s", "parse s (jsonl)", "check s", "peak MiB", "verdict"
     );
     for &txns in &sizes {
         for g_single in [false, true] {
@@ -82,8 +83,9 @@ fn main() {
                 (Some(_), _) => format!("NO (anomalies {})", figures["anomalies"]),
             };
             println!(
-                "{txns:>9} {variant:<9} {mb:>8.1} {generated:>9.2} {:>9.2} {:>10.2} {:>9.0} {:>8}  {found}",
+                "{txns:>9} {variant:<9} {mb:>8.1} {generated:>7.2} {:>8.2} ({:>6.2}) {:>8.2} {:>9.0} {:>8}  {found}",
                 figures["parse_s"].as_f64().unwrap_or(f64::NAN),
+                figures["read_jsonl_s"].as_f64().unwrap_or(f64::NAN),
                 figures["check_s"].as_f64().unwrap_or(f64::NAN),
                 figures["peak_mb"].as_f64().unwrap_or(f64::NAN),
                 figures["valid"].as_str().unwrap_or("?"),
@@ -125,8 +127,10 @@ fn child(path: &Path) {
     let started = Instant::now();
     let history = read_jsonl(BufReader::new(File::open(path).expect("open the history")))
         .expect("the history reads");
+    let read_s = started.elapsed().as_secs_f64();
     let ops = history.operations().expect("the history pairs");
     drop(history);
+    let pair_s = started.elapsed().as_secs_f64() - read_s;
     let txns = txn_history(&ops, TxnWorkload::ListAppend).expect("the transactions read");
     drop(ops);
     let parse_s = started.elapsed().as_secs_f64();
@@ -156,6 +160,8 @@ fn child(path: &Path) {
     });
     let figures = json!({
         "parse_s": parse_s,
+        "read_jsonl_s": read_s,
+        "pair_s": pair_s,
         "check_s": check_s,
         "parsed_mb": parsed_mb,
         "peak_mb": status_mb("VmHWM"),
