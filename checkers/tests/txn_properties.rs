@@ -107,6 +107,25 @@ fn register_determined(h: &TxnHistory) -> bool {
             })
 }
 
+/// True when a transaction reads a register as the value it writes only later. No serial order
+/// explains that, but the checker does not flag it yet (list-append's future-read has no
+/// rw-register counterpart): [`rw_register_future_read_of_own_write`] stands for it, and the
+/// single-writer property leaves such histories to it rather than stopping at them.
+fn reads_own_future_write(h: &TxnHistory) -> bool {
+    h.txns.iter().filter(|t| t.outcome == Outcome::Ok).any(|t| {
+        t.mops.iter().enumerate().any(|(i, m)| match m {
+            Mop::Read {
+                key,
+                value: ReadValue::Register(Some(v)),
+            } => t.mops[i + 1..].contains(&Mop::Write {
+                key: *key,
+                value: *v,
+            }),
+            _ => false,
+        })
+    })
+}
+
 /// True when some read plainly orders two transactions, so a checker has a dependency edge to go
 /// on and may not answer "unknown: empty graph": a read returning another transaction's write
 /// (wr), a list holding two transactions' appends in a row (ww), or an empty list read where
@@ -222,7 +241,7 @@ fn cases() -> u32 {
     std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|n| n.parse().ok())
-        .unwrap_or(400)
+        .unwrap_or(300)
 }
 
 const MODELS: [ConsistencyModel; 2] = [
@@ -313,7 +332,7 @@ proptest! {
     fn rw_register_with_single_writes(s in script(rw_register(35, 20, true))) {
         let events = events(&s);
         let h = txn_history_of(&events, s.workload);
-        let complete = register_determined(&h);
+        let complete = register_determined(&h) && !reads_own_future_write(&h);
         for model in MODELS {
             compare(&events, &h, model, TxnCheckOptions::default(), complete)?;
         }
@@ -352,5 +371,34 @@ fn generated_histories_cover_both_verdicts() {
             serializable >= 30 && not >= 30 && determined >= 100,
             "{shape:?}: {serializable} serializable, {not} not, {determined} determined of 300"
         );
+    }
+}
+
+/// Counterexample the single-writer property found (shrunk): T0 reads key 1 as 1, then writes 1
+/// to it; T1 reads it as 1 too. Nobody else writes key 1, so no serial order explains T0's read;
+/// the checker calls the history valid (rw-register skips reads of the transaction's own writes,
+/// earlier or later, where list-append reports a future-read).
+#[test]
+#[ignore = "checker bug, reported: rw-register does not flag a read of the transaction's own later write"]
+fn rw_register_future_read_of_own_write() {
+    let text = r#"{"process":0,"type":"invoke","f":"txn","value":[["r",1,null],["w",1,1]]}
+{"process":0,"type":"ok","f":"txn","value":[["r",1,1],["w",1,1]]}
+{"process":2,"type":"invoke","f":"txn","value":[["r",0,null],["r",1,null]]}
+{"process":2,"type":"ok","f":"txn","value":[["r",0,null],["r",1,1]]}
+"#;
+    let ops = checkers::history::read_jsonl(text.as_bytes())
+        .unwrap()
+        .operations()
+        .unwrap();
+    let h = checkers::txn::txn_history(&ops, TxnWorkload::RwRegister).unwrap();
+    assert!(reads_own_future_write(&h));
+    assert_eq!(serial_order(&h, Order::Serial), Ok(None));
+    for model in MODELS {
+        let options = TxnCheckOptions {
+            consistency_model: model,
+            ..TxnCheckOptions::default()
+        };
+        let result = check_txn(&h, &options);
+        assert_eq!(result.valid, Verdict::Invalid, "{model:?}: {result:?}");
     }
 }
