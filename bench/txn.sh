@@ -4,7 +4,8 @@
 # whether the G-single was found (checkers/benches/txn.rs). Then, if the fissure binary is built,
 # `fissure check` timed on the same history files.
 # Usage: bench/txn.sh [SIZES]   (SIZES comma-separated, default 100000,1000000; about 2 GB free
-# disk for 1M; `cargo build --release -p harness` first for the fissure check figures)
+# disk for 1M; `cargo build --release -p harness` first for the fissure check figures, and
+# FISSURE_CHECK_ARGS for any flags it needs to read the file as transactions)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes="${1:-100000,1000000}"
@@ -21,7 +22,9 @@ echo
 printf '%-28s %8s %10s %5s  %s\n' "fissure check on" "wall s" "peak MiB" "exit" "first line"
 for file in "$dir"/txn-*.jsonl; do
     code=0
-    /usr/bin/time -f '%e %M' -o "$dir/time" "$fissure" check "$file" > "$dir/out" 2>&1 || code=$?
+    # shellcheck disable=SC2086
+    /usr/bin/time -f '%e %M' -o "$dir/time" "$fissure" check ${FISSURE_CHECK_ARGS:-} "$file" \
+        > "$dir/out" 2>&1 || code=$?
     read -r wall kb < <(tail -n 1 "$dir/time")
     printf '%-28s %8s %10d %5s  %s\n' "$(basename "$file")" "$wall" $((kb / 1024)) "$code" \
         "$(head -n 1 "$dir/out" | cut -c1-70)"

@@ -1,15 +1,17 @@
 //! Isolation checker speed and memory on large synthetic list-append histories
 //! (`checkers::txn::synth`): for each size, a valid history and one with a single planted G-single.
 //!
-//! Each history is written as `history.jsonl`, then checked in a fresh process (this binary again)
-//! so its peak RSS (VmHWM) is that one check's: reading and parsing the file into transactions,
-//! then `check_txn` against strict serializability, each timed on its own (parsing also shown as
-//! the part spent reading JSON Lines into events, before pairing and reading micro-ops). The
-//! figures are what `fissure check` would spend, minus its printing.
+//! Each history is written as `history.jsonl`, then checked in fresh processes (this binary
+//! again) so peak RSS (VmHWM) is that one check's: reading and parsing the file into transactions,
+//! then `check_txn` against strict serializability, each timed, and its peak taken, on its own
+//! (parsing also shown as the part spent reading JSON Lines into events, before pairing and
+//! reading micro-ops; "+added" is how far the check's peak rose above the RSS it started from, the
+//! largest over the runs). The figures are what `fissure check` would spend, minus its printing.
 //!
 //! `cargo bench -p checkers --bench txn` runs 100k and 1M transactions;
 //! `FISSURE_TXN_BENCH_SIZES=10000,100000` picks sizes, `FISSURE_TXN_BENCH_PROCESSES` the
-//! concurrency (20), and `FISSURE_TXN_BENCH_DIR=dir` keeps the histories there (else a temporary
+//! concurrency (20), `FISSURE_TXN_BENCH_RUNS` the runs per history (3, median reported), and
+//! `FISSURE_TXN_BENCH_DIR=dir` keeps the histories there (else a temporary
 //! directory) so `fissure check` can be timed on them (`bench/txn.sh` does).
 
 use checkers::history::read_jsonl;
@@ -54,9 +56,28 @@ fn main() {
         .unwrap_or_else(|_| temp.path().to_path_buf());
     std::fs::create_dir_all(&dir).expect("the histories' directory");
 
+    let runs: usize = std::env::var("FISSURE_TXN_BENCH_RUNS")
+        .ok()
+        .map(|r| r.parse().expect("FISSURE_TXN_BENCH_RUNS: a number"))
+        .unwrap_or(3);
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
-        "{:>9} {:<9} {:>8} {:>7} {:>17} {:>8} {:>9} {:>8}  G-single found",
-        "txns", "history", "file MB", "gen s", "parse s (jsonl)", "check s", "peak MiB", "verdict"
+        "{} processes; median of {runs} runs, each in a fresh process; load average {}",
+        processes,
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    println!(
+        "{:>9} {:<9} {:>7} {:>17} {:>8} {:>31} {:>8}  G-single found",
+        "txns",
+        "history",
+        "file MB",
+        "parse s (jsonl)",
+        "check s",
+        "peak MiB parse / check (+added)",
+        "verdict"
     );
     for &txns in &sizes {
         for g_single in [false, true] {
@@ -68,11 +89,22 @@ fn main() {
             };
             let variant = if g_single { "g-single" } else { "valid" };
             let path = dir.join(format!("txn-{txns}-{variant}.jsonl"));
-            let started = Instant::now();
             let planted = write_history(&options, &path);
-            let generated = started.elapsed().as_secs_f64();
             let mb = std::fs::metadata(&path).map_or(0.0, |m| m.len() as f64 / 1e6);
-            let figures = run_child(&path, planted.as_ref());
+            let all: Vec<serde_json::Value> = (0..runs.max(1))
+                .map(|_| run_child(&path, planted.as_ref()))
+                .collect();
+            let median = |field: &str| {
+                let mut xs: Vec<f64> = all.iter().filter_map(|f| f[field].as_f64()).collect();
+                xs.sort_by(f64::total_cmp);
+                xs.get(xs.len() / 2).copied().unwrap_or(f64::NAN)
+            };
+            let figures = &all[0];
+            let added: Vec<f64> = all
+                .iter()
+                .filter_map(|f| Some(f["check_peak_mb"].as_f64()? - f["before_check_mb"].as_f64()?))
+                .collect();
+            let added = added.iter().copied().fold(f64::NAN, f64::max);
             let found = match (&planted, figures["g_single_found"].as_bool()) {
                 (None, _) => "-".to_string(),
                 (Some(_), Some(true)) => format!(
@@ -83,11 +115,13 @@ fn main() {
                 (Some(_), _) => format!("NO (anomalies {})", figures["anomalies"]),
             };
             println!(
-                "{txns:>9} {variant:<9} {mb:>8.1} {generated:>7.2} {:>8.2} ({:>6.2}) {:>8.2} {:>9.0} {:>8}  {found}",
-                figures["parse_s"].as_f64().unwrap_or(f64::NAN),
-                figures["read_jsonl_s"].as_f64().unwrap_or(f64::NAN),
-                figures["check_s"].as_f64().unwrap_or(f64::NAN),
-                figures["peak_mb"].as_f64().unwrap_or(f64::NAN),
+                "{txns:>9} {variant:<9} {mb:>7.1} {:>8.2} ({:>6.2}) {:>8.2} {:>14.0} / {:>6.0} ({:>+6.0}) {:>8}  {found}",
+                median("parse_s"),
+                median("read_jsonl_s"),
+                median("check_s"),
+                median("parse_peak_mb"),
+                median("check_peak_mb"),
+                added,
                 figures["valid"].as_str().unwrap_or("?"),
             );
         }
@@ -134,7 +168,11 @@ fn child(path: &Path) {
     let txns = txn_history(&ops, TxnWorkload::ListAppend).expect("the transactions read");
     drop(ops);
     let parse_s = started.elapsed().as_secs_f64();
-    let parsed_mb = status_mb("VmRSS");
+    let parse_peak_mb = status_mb("VmHWM");
+    // Linux resets the peak (VmHWM) to the current RSS on "5": the check's own peak then counts the
+    // parsed transactions it reads plus what it builds, not the parser's garbage.
+    let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+    let before_check_mb = status_mb("VmRSS");
 
     let started = Instant::now();
     let result = check_txn(&txns, &TxnCheckOptions::default());
@@ -163,8 +201,10 @@ fn child(path: &Path) {
         "read_jsonl_s": read_s,
         "pair_s": pair_s,
         "check_s": check_s,
-        "parsed_mb": parsed_mb,
-        "peak_mb": status_mb("VmHWM"),
+        "parse_peak_mb": parse_peak_mb,
+        // Without the reset, the check's own peak is not known (printed as NaN).
+        "check_peak_mb": if reset { status_mb("VmHWM") } else { f64::NAN },
+        "before_check_mb": before_check_mb,
         "valid": format!("{:?}", result.valid),
         "anomalies": result.counts,
         "g_single_found": found,
