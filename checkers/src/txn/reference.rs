@@ -230,6 +230,7 @@ mod tests {
     /// A transaction from `(outcome, call, ret, mops)`; ids follow the order given.
     fn history(workload: TxnWorkload, txns: Vec<(Outcome, usize, usize, Vec<Mop>)>) -> TxnHistory {
         TxnHistory {
+            key_names: Default::default(),
             workload,
             txns: txns
                 .into_iter()
