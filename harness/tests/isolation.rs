@@ -82,13 +82,17 @@ fn correct_raft_kv_transactions_are_strict_serializable_under_partitions_and_kil
 }
 
 #[test]
-fn non_atomic_transactions_are_found_as_circular_information_flow() {
+fn non_atomic_transactions_are_found_as_g1_phenomena() {
     for workload in ["append", "wr"] {
         let results = short_run(workload, Some("non-atomic-txn"), 1, 1);
         let found = anomalies(&results);
-        // Half a transaction seen by another, and the other seen by it: a G1c cycle.
+        // Half a transaction seen by another (G1b: an intermediate version), or each seeing the
+        // other's (G1c: circular information flow). Timing decides which shows in a run (wr:
+        // G1b in 10 of 10 campaign runs, G1c in 9); either is the bug.
         assert!(
-            found.iter().any(|a| a.starts_with("G1c")),
+            found
+                .iter()
+                .any(|a| a.starts_with("G1b") || a.starts_with("G1c")),
             "{workload}: {found:?}"
         );
         let summary = results["checkers"]["isolation"]["summary"]
