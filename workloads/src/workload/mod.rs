@@ -11,10 +11,14 @@
 //! - **set**: `add n` (unique increasing integers) and `read` (output the elements, an array).
 //! - **counter**: `add n` (a small positive increment) and `read` (output the counter, an
 //!   integer; 0 before any add), on one counter.
+//! - **append** and **wr**: `txn` with a list of micro-ops, exactly as Elle writes them
+//!   (`[["append",3,7],["r",4,null]]`; `w` instead of `append` for wr), the ok completion's output
+//!   the micro-ops with the reads filled in (see [`crate::txn`]). Key N is the target key `tN`.
 //!
 //! What a target can run depends on its operations: cas needs consensus, so quorum runs the
 //! register workload without cas (checked with the `register` model) and cannot run bank, set or
 //! counter, which need an atomic read-modify-write. twopc serves only transfers and reads.
+//! Transactions need a `txn` request: raft-kv and echo have one, quorum and twopc do not.
 
 #[cfg(test)]
 mod client_tests;
@@ -32,6 +36,8 @@ use crate::client::Client;
 use crate::generator::{from_fn, until_ok, Generator};
 use crate::register::{register_independent, RegisterMix};
 use crate::set::{set_adds, set_read};
+use crate::txn::{txn_workload, TxnShape};
+use checkers::txn::{ConsistencyModel, TxnWorkload};
 use counter::{counter_ops, counter_read};
 
 /// Which workload a test runs.
@@ -42,14 +48,20 @@ pub enum WorkloadKind {
     Bank,
     Set,
     Counter,
+    /// Elle's list-append transactions.
+    Append,
+    /// Elle's rw-register transactions.
+    Wr,
 }
 
 impl WorkloadKind {
-    pub const ALL: [WorkloadKind; 4] = [
+    pub const ALL: [WorkloadKind; 6] = [
         WorkloadKind::Register,
         WorkloadKind::Bank,
         WorkloadKind::Set,
         WorkloadKind::Counter,
+        WorkloadKind::Append,
+        WorkloadKind::Wr,
     ];
 
     pub fn name(self) -> &'static str {
@@ -58,6 +70,17 @@ impl WorkloadKind {
             WorkloadKind::Bank => "bank",
             WorkloadKind::Set => "set",
             WorkloadKind::Counter => "counter",
+            WorkloadKind::Append => "append",
+            WorkloadKind::Wr => "wr",
+        }
+    }
+
+    /// The transactional workload it is, if it is one.
+    pub fn txn(self) -> Option<TxnWorkload> {
+        match self {
+            WorkloadKind::Append => Some(TxnWorkload::ListAppend),
+            WorkloadKind::Wr => Some(TxnWorkload::RwRegister),
+            _ => None,
         }
     }
 }
@@ -75,7 +98,9 @@ impl FromStr for WorkloadKind {
         WorkloadKind::ALL
             .into_iter()
             .find(|k| k.name() == s)
-            .ok_or_else(|| format!("no workload {s:?}; there are register, bank, set and counter"))
+            .ok_or_else(|| {
+                format!("no workload {s:?}; there are register, bank, set, counter, append and wr")
+            })
     }
 }
 
@@ -94,6 +119,17 @@ pub enum CheckerSpec {
     Set,
     /// Every ok read of the counter (from 0) within the bounds its adds allow.
     Counter,
+    /// Transactional isolation (Elle's checker): the anomalies of `workload`'s history, judged
+    /// against `consistency_model` (strict serializable unless the target or spec says less).
+    Isolation {
+        workload: TxnWorkload,
+        #[serde(default = "strict_serializable")]
+        consistency_model: ConsistencyModel,
+    },
+}
+
+fn strict_serializable() -> ConsistencyModel {
+    ConsistencyModel::StrictSerializable
 }
 
 /// Knobs of the workloads; each workload reads only its own. Missing fields take the defaults,
@@ -113,6 +149,17 @@ pub struct WorkloadOptions {
     pub initial_balance: i64,
     /// bank: transfers move `1..=max_transfer`.
     pub max_transfer: i64,
+    /// append, wr: micro-ops per transaction are drawn from `txn_min_ops..=txn_max_ops`.
+    pub txn_min_ops: usize,
+    pub txn_max_ops: usize,
+    /// append, wr: keys in use at once (few keys, more conflicts between transactions).
+    pub txn_keys_per_window: usize,
+    /// append, wr: writes a key takes before it retires and a fresh key enters (short version
+    /// orders keep the check cheap).
+    pub txn_writes_per_key: u64,
+    /// append, wr: the consistency model the isolation checker holds the history to (the
+    /// target's `consistency-model`, else strict serializable).
+    pub consistency_model: ConsistencyModel,
 }
 
 impl Default for WorkloadOptions {
@@ -125,6 +172,11 @@ impl Default for WorkloadOptions {
             // twopc's own default, so its participants need no --initial-balance.
             initial_balance: 100,
             max_transfer: 5,
+            txn_min_ops: 1,
+            txn_max_ops: 4,
+            txn_keys_per_window: 8,
+            txn_writes_per_key: 32,
+            consistency_model: ConsistencyModel::StrictSerializable,
         }
     }
 }
@@ -140,9 +192,29 @@ impl WorkloadOptions {
             WorkloadKind::Bank if has_duplicates(&self.accounts) => "accounts repeat a name",
             WorkloadKind::Bank if self.initial_balance < 0 => "initial_balance is negative",
             WorkloadKind::Bank if self.max_transfer < 1 => "max_transfer is below 1",
+            WorkloadKind::Append | WorkloadKind::Wr => match self.txn_shape(kind) {
+                Some(shape) => match shape.problem() {
+                    Some(problem) => problem,
+                    None => return Ok(()),
+                },
+                None => return Ok(()),
+            },
             _ => return Ok(()),
         };
         Err(format!("{kind} workload: {problem}"))
+    }
+}
+
+impl WorkloadOptions {
+    /// The transactions `kind` makes, if it is a transactional workload.
+    pub fn txn_shape(&self, kind: WorkloadKind) -> Option<TxnShape> {
+        Some(TxnShape {
+            workload: kind.txn()?,
+            min_ops: self.txn_min_ops,
+            max_ops: self.txn_max_ops,
+            keys_per_window: self.txn_keys_per_window,
+            writes_per_key: self.txn_writes_per_key,
+        })
     }
 }
 
@@ -200,11 +272,14 @@ pub fn supports(kind: WorkloadKind, target: &str) -> Result<(), String> {
         (WorkloadKind::Bank | WorkloadKind::Set | WorkloadKind::Counter, Target::Quorum) => {
             "it needs an atomic read-modify-write and quorum has no cas"
         }
+        (WorkloadKind::Append | WorkloadKind::Wr, Target::Quorum | Target::Twopc) => {
+            "it needs transactions (a txn request) and this target has none"
+        }
         _ => return Ok(()),
     };
     let alternative = match kind {
         WorkloadKind::Bank => "twopc or raft-kv",
-        WorkloadKind::Register | WorkloadKind::Set | WorkloadKind::Counter => "raft-kv",
+        _ => "raft-kv",
     };
     Err(format!(
         "the {kind} workload cannot run on {target}: {why}; use {alternative}"
@@ -272,6 +347,19 @@ fn build_for(kind: WorkloadKind, cas: bool, options: &WorkloadOptions) -> Result
             final_reads: Some(final_reads(from_fn(|_, _| counter_read()))),
             checkers: vec![CheckerSpec::Counter],
         },
+        WorkloadKind::Append | WorkloadKind::Wr => {
+            let shape = o.txn_shape(kind).expect("a transactional workload");
+            let (main, finals) = txn_workload(shape);
+            Workload {
+                kind,
+                main: main.boxed(),
+                final_reads: Some(finals.boxed()),
+                checkers: vec![CheckerSpec::Isolation {
+                    workload: shape.workload,
+                    consistency_model: o.consistency_model,
+                }],
+            }
+        }
     })
 }
 
@@ -297,6 +385,7 @@ pub fn target_client(
         )),
         (WorkloadKind::Set, _) => Box::new(clients::KvSetClient::new(addr)),
         (WorkloadKind::Counter, _) => Box::new(clients::KvCounterClient::new(addr)),
+        (WorkloadKind::Append | WorkloadKind::Wr, _) => Box::new(clients::KvTxnClient::new(addr)),
     }
 }
 
@@ -307,265 +396,4 @@ fn final_reads(read: impl Generator + 'static) -> Box<dyn Generator> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::generator::sim::{invocations, simulate, SimConfig};
-    use crate::generator::{phases, time_limit, Outcome};
-    use std::collections::BTreeSet;
-    use std::time::Duration;
-
-    const MS: Duration = Duration::from_millis(1);
-
-    /// `main` for a simulated second, then the final reads; the invocations as (process, op).
-    fn run(w: Workload, concurrency: usize) -> Vec<(u64, crate::generator::OpTemplate)> {
-        run_seeded(w, concurrency, 3)
-    }
-
-    fn run_seeded(
-        w: Workload,
-        concurrency: usize,
-        seed: u64,
-    ) -> Vec<(u64, crate::generator::OpTemplate)> {
-        let mut plan = vec![time_limit(Duration::from_secs(1), w.main).boxed()];
-        plan.extend(w.final_reads);
-        let mut g = phases(plan);
-        let cfg = SimConfig {
-            concurrency,
-            seed,
-            max_steps: 1_000_000,
-        };
-        let events = simulate(&mut g, &cfg, |_, _| (2 * MS, Outcome::Ok)).unwrap();
-        invocations(&events)
-            .map(|e| (e.process, e.op.clone()))
-            .collect()
-    }
-
-    #[test]
-    fn register_ops_are_keyed_and_cas_only_where_the_target_has_it() {
-        for (target, has_cas) in [("raft-kv", true), ("echo", true), ("quorum", false)] {
-            let w = build(WorkloadKind::Register, target, &WorkloadOptions::default()).unwrap();
-            let model = if has_cas { "cas-register" } else { "register" };
-            assert_eq!(
-                w.checkers,
-                vec![CheckerSpec::Linearizable {
-                    model: model.into(),
-                    init: Value::Null
-                }]
-            );
-            assert!(w.final_reads.is_none());
-            let ops = run(w, 4);
-            let mut fs = BTreeSet::new();
-            let mut per_key = std::collections::BTreeMap::<u64, u64>::new();
-            for (_, op) in &ops {
-                let key = op
-                    .key
-                    .as_ref()
-                    .and_then(Value::as_u64)
-                    .expect("integer key");
-                *per_key.entry(key).or_default() += 1;
-                match op.f.as_str() {
-                    "read" => assert!(op.value.is_null()),
-                    "write" => assert!(op.value.as_u64().unwrap() < 5),
-                    "cas" => assert_eq!(op.value.as_array().unwrap().len(), 2),
-                    other => panic!("unexpected f {other}"),
-                }
-                fs.insert(op.f.clone());
-            }
-            assert_eq!(fs.contains("cas"), has_cas, "{target}: {fs:?}");
-            assert!(fs.contains("read") && fs.contains("write"));
-            assert!(per_key.values().all(|&n| n <= 200));
-            assert!(per_key.len() > 5, "keys rotate: {per_key:?}");
-        }
-    }
-
-    #[test]
-    fn bank_transfers_between_distinct_accounts_then_reads_once_per_process() {
-        let options = WorkloadOptions {
-            max_transfer: 3,
-            ..WorkloadOptions::default()
-        };
-        let w = build(WorkloadKind::Bank, "twopc", &options).unwrap();
-        assert_eq!(
-            w.checkers,
-            vec![CheckerSpec::Bank {
-                accounts: options.accounts.clone(),
-                initial_balance: 100
-            }]
-        );
-        let ops = run(w, 3);
-        let (main, last) = ops.split_at(ops.len() - 3);
-        let mut amounts = BTreeSet::new();
-        let mut reads = 0;
-        for (_, op) in main {
-            assert!(op.key.is_none());
-            match op.f.as_str() {
-                "transfer" => {
-                    let t = crate::bank::Transfer::parse(&op.value).unwrap();
-                    assert_ne!(t.from, t.to);
-                    assert!(options.accounts.contains(&t.from));
-                    assert!(options.accounts.contains(&t.to));
-                    amounts.insert(t.amount);
-                }
-                "read" => reads += 1,
-                other => panic!("unexpected f {other}"),
-            }
-        }
-        assert_eq!(amounts, BTreeSet::from([1, 2, 3]));
-        assert!(
-            reads > 0 && reads * 2 < main.len(),
-            "{reads} of {}",
-            main.len()
-        );
-        let procs: BTreeSet<u64> = last.iter().map(|(p, _)| *p).collect();
-        assert_eq!(procs, BTreeSet::from([0, 1, 2]));
-        assert!(last.iter().all(|(_, op)| *op == bank_read()));
-    }
-
-    #[test]
-    fn set_adds_unique_integers_then_reads_once_per_process() {
-        let w = build(WorkloadKind::Set, "raft-kv", &WorkloadOptions::default()).unwrap();
-        assert_eq!(w.checkers, vec![CheckerSpec::Set]);
-        let ops = run(w, 2);
-        let (main, last) = ops.split_at(ops.len() - 2);
-        let adds: Vec<u64> = main
-            .iter()
-            .map(|(_, op)| {
-                assert_eq!(op.f, "add");
-                op.value.as_u64().unwrap()
-            })
-            .collect();
-        assert_eq!(adds, (0..adds.len() as u64).collect::<Vec<_>>());
-        assert!(adds.len() > 100);
-        assert!(last.iter().all(|(_, op)| *op == set_read()));
-        assert_ne!(last[0].0, last[1].0);
-    }
-
-    #[test]
-    fn counter_adds_small_increments_and_reads_then_reads_once_per_process() {
-        let w = build(
-            WorkloadKind::Counter,
-            "raft-kv",
-            &WorkloadOptions::default(),
-        )
-        .unwrap();
-        assert_eq!(w.checkers, vec![CheckerSpec::Counter]);
-        let ops = run(w, 3);
-        let (main, last) = ops.split_at(ops.len() - 3);
-        let mut increments = BTreeSet::new();
-        let (mut adds, mut reads) = (0usize, 0usize);
-        for (_, op) in main {
-            assert!(op.key.is_none(), "one counter: {op:?}");
-            match op.f.as_str() {
-                "add" => {
-                    adds += 1;
-                    increments.insert(op.value.as_i64().expect("an integer increment"));
-                }
-                "read" => {
-                    reads += 1;
-                    assert_eq!(*op, counter_read());
-                }
-                other => panic!("unexpected f {other}"),
-            }
-        }
-        assert_eq!(
-            increments,
-            (1..=counter::MAX_INCREMENT).collect::<BTreeSet<_>>()
-        );
-        assert!(adds + reads > 100, "{adds} adds, {reads} reads");
-        // Three adds to one read, give or take the draw.
-        let share = reads as f64 / (adds + reads) as f64;
-        assert!((0.15..0.35).contains(&share), "{reads} of {}", adds + reads);
-        let procs: BTreeSet<u64> = last.iter().map(|(p, _)| *p).collect();
-        assert_eq!(procs, BTreeSet::from([0, 1, 2]));
-        assert!(last.iter().all(|(_, op)| *op == counter_read()));
-    }
-
-    #[test]
-    fn counter_ops_are_fixed_by_the_seed() {
-        let ops = |seed| {
-            let w = build(
-                WorkloadKind::Counter,
-                "raft-kv",
-                &WorkloadOptions::default(),
-            )
-            .unwrap();
-            run_seeded(w, 4, seed)
-        };
-        assert_eq!(ops(7), ops(7));
-        assert_ne!(ops(7), ops(8));
-    }
-
-    #[test]
-    fn unsupported_pairs_say_why_and_name_a_target_that_can() {
-        for (kind, target, alternative) in [
-            (WorkloadKind::Bank, "quorum", "twopc"),
-            (WorkloadKind::Set, "quorum", "raft-kv"),
-            (WorkloadKind::Set, "twopc", "raft-kv"),
-            (WorkloadKind::Counter, "quorum", "raft-kv"),
-            (WorkloadKind::Counter, "twopc", "raft-kv"),
-            (WorkloadKind::Register, "twopc", "raft-kv"),
-        ] {
-            let err = supports(kind, target).unwrap_err();
-            assert!(err.contains(target) && err.contains(alternative), "{err}");
-            assert_eq!(
-                build(kind, target, &WorkloadOptions::default()).err(),
-                Some(err)
-            );
-        }
-        for kind in WorkloadKind::ALL {
-            assert!(supports(kind, "raft-kv").is_ok() && supports(kind, "echo").is_ok());
-            assert!(supports(kind, "etcd").unwrap_err().contains("raft-kv"));
-        }
-        assert!(supports(WorkloadKind::Bank, "twopc").is_ok());
-        assert!(supports(WorkloadKind::Register, "quorum").is_ok());
-    }
-
-    #[test]
-    fn bad_options_are_refused_for_the_workload_that_reads_them() {
-        let one_account = WorkloadOptions {
-            accounts: vec!["a".into()],
-            ..WorkloadOptions::default()
-        };
-        assert!(build(WorkloadKind::Bank, "twopc", &one_account).is_err());
-        assert!(build(WorkloadKind::Register, "raft-kv", &one_account).is_ok());
-        let twins = WorkloadOptions {
-            accounts: vec!["a".into(), "b".into(), "a".into()],
-            ..WorkloadOptions::default()
-        };
-        assert!(twins
-            .validate(WorkloadKind::Bank)
-            .unwrap_err()
-            .contains("repeat"));
-        let no_keys = WorkloadOptions {
-            keys_per_window: 0,
-            ..WorkloadOptions::default()
-        };
-        assert!(no_keys.validate(WorkloadKind::Register).is_err());
-    }
-
-    #[test]
-    fn names_and_serde_agree() {
-        for kind in WorkloadKind::ALL {
-            assert_eq!(kind.to_string().parse::<WorkloadKind>(), Ok(kind));
-            assert_eq!(
-                serde_json::to_value(kind).unwrap(),
-                Value::from(kind.name())
-            );
-        }
-        assert!("Register".parse::<WorkloadKind>().is_err());
-        let spec = CheckerSpec::Linearizable {
-            model: "cas-register".into(),
-            init: Value::Null,
-        };
-        let json = serde_json::to_value(&spec).unwrap();
-        assert_eq!(
-            json,
-            serde_json::json!({"checker": "linearizable", "model": "cas-register", "init": null})
-        );
-        assert_eq!(serde_json::from_value::<CheckerSpec>(json).unwrap(), spec);
-        let partial: WorkloadOptions = serde_json::from_str(r#"{"max_transfer": 9}"#).unwrap();
-        assert_eq!(partial.max_transfer, 9);
-        assert_eq!(partial.accounts, WorkloadOptions::default().accounts);
-        assert!(serde_json::from_str::<WorkloadOptions>(r#"{"max_transfers": 9}"#).is_err());
-    }
-}
+mod tests;
