@@ -8,7 +8,8 @@ line on its stdin; it answers each with one JSON line on stdout (docs/adapters.m
         "node": "n2", "address": "127.0.0.1:7002", "timeout_ms": 5000}
     <- {"id": 17, "type": "fail", "error": "compare failed: value is 3"}
 
-It implements Fissure's four workloads on raft-kv's get/put/cas, with the same semantics as
+It implements Fissure's workloads on raft-kv's get/put/cas (and its txn request for the
+transactional append and wr workloads), with the same semantics as
 Fissure's own Rust clients (workloads/src/workload/clients.rs). Which workload: the
 FISSURE_WORKLOAD environment variable Fissure sets, or the first argument.
 
@@ -251,7 +252,34 @@ def bank(call, f, key, value, deadline):
     raise Done("fail", error=f"the bank workload has no operation {f!r}")
 
 
-WORKLOADS = {"register": register, "set": set_workload, "counter": counter, "bank": bank}
+def txn(call, f, key, value, deadline):
+    # append and wr: the micro-ops [[f, k, v], ...] go to raft-kv as one txn request, integer
+    # key N as raft-kv key "tN"; the node answers them with every read filled in.
+    if f != "txn":
+        raise Done("fail", error=f"the transactional workloads have no operation {f!r}")
+    mops = []
+    for mop in value if isinstance(value, list) else [None]:
+        if not (isinstance(mop, list) and len(mop) == 3 and isinstance(mop[1], int)):
+            raise Done("fail", error=f"micro-op {mop!r} is not [f, integer key, value]")
+        mops.append([mop[0], f"t{mop[1]}", mop[2]])
+    status, done, error = call({"op": "txn", "mops": mops})
+    if status == "ok":
+        try:
+            done = [[m[0], int(m[1][1:]), m[2]] for m in done]
+        except (TypeError, ValueError, IndexError):
+            # It committed, but what it read cannot be told: not an ok the checker can use.
+            raise Done("info", error=f"the node answered {done!r}, not micro-ops")
+    plain(status, done, error)
+
+
+WORKLOADS = {
+    "register": register,
+    "set": set_workload,
+    "counter": counter,
+    "bank": bank,
+    "append": txn,
+    "wr": txn,
+}
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 //! `echo`: one node, an in-memory map, every answer at once (get, put, cas; a missing key reads
-//! `null`, and a put of `null` removes the key, as in raft-kv). Linearizable by a mutex.
+//! `null`, and a put of `null` removes the key, as in raft-kv; txn). Linearizable by a mutex.
 //!
 //! It replicates nothing and stores nothing, so a run against it measures the harness's own
 //! cost per operation (client, history, checking) with the system under test taken out.
@@ -43,8 +43,12 @@ impl Echo {
                     Reply::fail(format!("compare failed: value is {current}"))
                 }
             }
+            Op::Txn { mops } => match crate::txn::apply(&mut map, &mops) {
+                Ok(done) => Reply::ok(serde_json::json!(done)),
+                Err(e) => Reply::fail(e),
+            },
             other => Reply::fail(format!(
-                "echo serves get, put and cas, not {}",
+                "echo serves get, put, cas and txn, not {}",
                 other.name()
             )),
         }

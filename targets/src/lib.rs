@@ -18,3 +18,4 @@ pub mod raft;
 pub mod rpc;
 pub mod storage;
 pub mod twopc;
+pub mod txn;

@@ -56,6 +56,12 @@ pub enum Op {
     },
     /// A consistent snapshot of every account's balance (twopc).
     ReadAll,
+    /// Micro-ops applied atomically (raft-kv, echo): `{"op":"txn","mops":[["append","t1",3],
+    /// ["r","t2",null]]}`; an `ok` answer's value is the micro-ops with every read filled in
+    /// (see [`crate::txn`]).
+    Txn {
+        mops: Vec<crate::txn::Mop>,
+    },
     /// The answering node's own view of its role ([`NodeStatus`]), answered at once and locally
     /// (never forwarded, never logged), so a controller can find the primaries.
     Status,
@@ -70,6 +76,7 @@ impl Op {
             Op::Cas { .. } => "cas",
             Op::Transfer { .. } => "transfer",
             Op::ReadAll => "read-all",
+            Op::Txn { .. } => "txn",
             Op::Status => "status",
         }
     }
@@ -183,6 +190,19 @@ mod tests {
         assert_eq!(line, r#"{"id":3,"status":"unknown","error":"timeout"}"#);
         let req: Request = serde_json::from_str(r#"{"id":9,"op":"read-all"}"#).unwrap();
         assert_eq!(req.op, Op::ReadAll);
+        let req: Request = serde_json::from_str(
+            r#"{"id":5,"op":"txn","mops":[["append","t1",3],["r","t2",null]]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            req.op,
+            Op::Txn {
+                mops: vec![
+                    crate::txn::Mop::append("t1", json!(3)),
+                    crate::txn::Mop::read("t2")
+                ]
+            }
+        );
     }
 
     #[test]

@@ -397,3 +397,66 @@ async fn raft_kv_py_runs_every_workload_against_a_real_node() {
     assert_eq!(reply.outcome, Outcome::Fail, "{reply:?}");
     assert!(reply.error.unwrap().contains("no node reachable"));
 }
+
+#[tokio::test]
+async fn transactions_through_raft_kv_py_and_the_builtin_client_agree() {
+    let Some(python) = python3() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let address = raft_kv_node(dir.path()).await;
+    let adapter = command(&python, "raft_kv.py", &[]);
+    let txn = |mops: Value| OpTemplate::new("txn", mops);
+    for kind in [WorkloadKind::Append, WorkloadKind::Wr] {
+        let mut py = pool(adapter.clone(), kind, &dir).client(0, "n1".into(), address.clone());
+        let mut builtin = workloads::workload::target_client(
+            kind,
+            "raft-kv",
+            address.clone(),
+            &workloads::workload::WorkloadOptions::default(),
+        );
+        // Separate keys per workload: append's lists and wr's registers do not mix.
+        let (f, k) = match kind {
+            WorkloadKind::Append => ("append", 1),
+            _ => ("w", 2),
+        };
+        let first = run(
+            &mut py,
+            txn(json!([[f, k, 1], ["r", k, null], ["r", 9, null]])),
+        )
+        .await;
+        let second = run(&mut builtin, txn(json!([[f, k, 2], ["r", k, null]]))).await;
+        let third = run(&mut py, txn(json!([["r", k, null]]))).await;
+        let (after_first, after_second) = match kind {
+            WorkloadKind::Append => (json!([1]), json!([1, 2])),
+            _ => (json!(1), json!(2)),
+        };
+        assert_eq!(
+            first,
+            ClientReply::ok(json!([[f, k, 1], ["r", k, after_first], ["r", 9, null]]))
+        );
+        assert_eq!(
+            second,
+            ClientReply::ok(json!([[f, k, 2], ["r", k, after_second.clone()]]))
+        );
+        assert_eq!(third, ClientReply::ok(json!([["r", k, after_second]])));
+        // A malformed micro-op is refused before anything is sent, by both.
+        for client in [&mut py, &mut builtin] {
+            let bad = run(client, txn(json!([["r", "x", null]]))).await;
+            assert_eq!(bad.outcome, Outcome::Fail, "{bad:?}");
+        }
+    }
+    // An append to a register is refused by the node, atomically: the whole txn fails.
+    let mut builtin = workloads::workload::target_client(
+        WorkloadKind::Append,
+        "raft-kv",
+        address.clone(),
+        &workloads::workload::WorkloadOptions::default(),
+    );
+    let mixed = run(
+        &mut builtin,
+        txn(json!([["append", 7, 1], ["append", 2, 3]])),
+    )
+    .await;
+    assert_eq!(mixed.outcome, Outcome::Fail, "{mixed:?}");
+    let seven = run(&mut builtin, txn(json!([["r", 7, null]]))).await;
+    assert_eq!(seven, ClientReply::ok(json!([["r", 7, null]])));
+}

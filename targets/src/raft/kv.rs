@@ -33,6 +33,16 @@ impl Kv {
                     Reply::fail(format!("compare failed: value is {current}"))
                 }
             }
+            Command::Txn { mops } => self.txn(mops),
+        }
+    }
+
+    /// Runs a transaction's micro-ops at once: an `ok` carries them with the reads filled in; a
+    /// micro-op that cannot run fails the whole transaction, changing nothing.
+    pub fn txn(&mut self, mops: &[crate::txn::Mop]) -> Reply {
+        match crate::txn::apply(&mut self.map, mops) {
+            Ok(done) => Reply::ok(serde_json::json!(done)),
+            Err(e) => Reply::fail(e),
         }
     }
 
@@ -71,5 +81,44 @@ mod tests {
         });
         assert_eq!(kv.get("k"), json!({"a": [1]}));
         assert_eq!(kv.apply(&Command::Noop), Reply::ok_empty());
+    }
+
+    #[test]
+    fn a_txn_entry_applies_all_its_micro_ops_or_none() {
+        use crate::txn::Mop;
+        let mut kv = Kv::default();
+        let txn = |mops| Command::Txn { mops };
+        let reply = kv.apply(&txn(vec![
+            Mop::append("t1", json!(1)),
+            Mop::read("t1"),
+            Mop::read("t2"),
+        ]));
+        assert_eq!(
+            reply,
+            Reply::ok(json!([
+                ["append", "t1", 1],
+                ["r", "t1", [1]],
+                ["r", "t2", null]
+            ]))
+        );
+        kv.apply(&Command::Put {
+            key: "t2".into(),
+            value: json!("x"),
+        });
+        let reply = kv.apply(&txn(vec![
+            Mop::append("t1", json!(2)),
+            Mop::append("t2", json!(3)),
+        ]));
+        assert!(matches!(reply, Reply::Fail { .. }), "{reply:?}");
+        assert_eq!(
+            kv.get("t1"),
+            json!([1]),
+            "the failed txn's first append is undone"
+        );
+        // Its entry round-trips through the log file's JSON.
+        let entry = txn(vec![Mop::write("t3", json!(4))]);
+        let line = serde_json::to_string(&entry).unwrap();
+        assert_eq!(line, r#"{"cmd":"txn","mops":[["w","t3",4]]}"#);
+        assert_eq!(serde_json::from_str::<Command>(&line).unwrap(), entry);
     }
 }

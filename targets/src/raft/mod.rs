@@ -27,6 +27,15 @@
 //! a majority acknowledges a heartbeat round, so a leader whose clock runs behind keeps serving
 //! after it was deposed), `lost-vote` (votes are granted without the up-to-date check, so a node
 //! missing committed entries can be elected and overwrite them).
+//!
+//! Transactions (`txn`: micro-ops appending to list keys, writing and reading keys) are one log
+//! entry, applied at once with their reads run at apply time: strict serializable. Two planted
+//! bugs break that: `non-atomic-txn` (the node that takes the transaction proposes each micro-op
+//! as an entry of its own, one after the other, so other transactions interleave between them
+//! and can see half of it, and it can see theirs: G1c, G-single, G1b); `txn-local-read` (the node
+//! that takes the transaction runs it against its own applied state, without the log, and
+//! proposes only its writes: a write-after-read loses a concurrent update, and a follower's
+//! reads lag; G-single, lost update, G2, realtime cycles).
 
 mod actor;
 mod election;
@@ -51,7 +60,13 @@ use tokio::sync::mpsc;
 use types::PeerRequest;
 
 /// The planted bugs `--bug` accepts.
-pub const BUGS: &[&str] = &["stale-read", "lease-read", "lost-vote"];
+pub const BUGS: &[&str] = &[
+    "stale-read",
+    "lease-read",
+    "lost-vote",
+    "non-atomic-txn",
+    "txn-local-read",
+];
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct Args {
@@ -80,6 +95,8 @@ pub enum Bug {
     StaleRead,
     LeaseRead,
     LostVote,
+    NonAtomicTxn,
+    TxnLocalRead,
 }
 
 /// What the actor needs from the flags.
@@ -113,6 +130,8 @@ impl Args {
             Some("stale-read") => Bug::StaleRead,
             Some("lease-read") => Bug::LeaseRead,
             Some("lost-vote") => Bug::LostVote,
+            Some("non-atomic-txn") => Bug::NonAtomicTxn,
+            Some("txn-local-read") => Bug::TxnLocalRead,
             Some(other) => bail!("raft-kv has no planted bug {other:?}"),
         };
         Ok(Config {
@@ -151,6 +170,7 @@ async fn serve(args: &Args) -> anyhow::Result<()> {
         "raft-kv starting"
     );
     let (events, rx) = mpsc::unbounded_channel();
+    let bug = cfg.bug;
     let raft = Raft::open(cfg, peers.clone(), events.clone())?;
     let service = Arc::new(KvService {
         events,
@@ -159,6 +179,7 @@ async fn serve(args: &Args) -> anyhow::Result<()> {
             .map(|p| (p.id.clone(), p.clone()))
             .collect::<HashMap<_, _>>(),
         request_timeout: Duration::from_millis(args.request_timeout_ms),
+        bug,
     });
     let actor = tokio::spawn(raft.run(rx));
     let client_task = tokio::spawn(node::serve_clients(clients, service.clone()));

@@ -4,6 +4,7 @@ use super::actor::{PendingRead, Raft, Role};
 use super::types::{Command, Entry, Outcome};
 use super::Bug;
 use crate::protocol::{NodeStatus, Op, Reply};
+use crate::txn::Mop;
 use tokio::sync::oneshot;
 
 impl Raft {
@@ -12,6 +13,17 @@ impl Raft {
             Op::Get { key } => return self.on_get(key, reply),
             Op::Put { key, value } => Command::Put { key, value },
             Op::Cas { key, from, to } => Command::Cas { key, from, to },
+            Op::Txn { mops }
+                if self.cfg.bug == Bug::TxnLocalRead && mops.iter().all(Mop::is_read) =>
+            {
+                // Planted bug: a read-only transaction is answered from whatever this node has
+                // applied (the service splits every transaction so that its reads come here).
+                let _ = reply.send(Outcome::Done(self.kv.txn(&mops)));
+                return;
+            }
+            // Reads included: they run when the entry is applied, so they see exactly the
+            // entries before it.
+            Op::Txn { mops } => Command::Txn { mops },
             Op::Status => {
                 let _ = reply.send(Outcome::Done(self.status().reply()));
                 return;

@@ -8,9 +8,12 @@
 //! be answered in time is a `fail`.
 
 use super::types::{AppendResponse, Event, Outcome, PeerRequest, PeerResponse, VoteResponse};
+use super::Bug;
 use crate::node::Service;
 use crate::protocol::{Op, Reply};
 use crate::rpc::Peer;
+use crate::txn::Mop;
+use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +27,9 @@ pub struct KvService {
     pub events: mpsc::UnboundedSender<Event>,
     pub peers: HashMap<String, Arc<Peer>>,
     pub request_timeout: Duration,
+    /// The transaction bugs live here, in how a node turns a client's transaction into
+    /// requests to its actor; the others live in the actor.
+    pub bug: Bug,
 }
 
 enum Forwarded {
@@ -47,6 +53,88 @@ impl KvService {
     /// Serves `op` by `deadline`. A `forwarded` operation is never forwarded again: if this node
     /// is not the leader, the answer is `None` (nothing done).
     pub async fn serve(&self, op: Op, deadline: Instant, forwarded: bool) -> Option<Reply> {
+        if let (Op::Txn { mops }, false) = (&op, forwarded) {
+            let reads = mops.iter().any(Mop::is_read);
+            let writes = mops.iter().any(|m| !m.is_read());
+            match self.bug {
+                Bug::NonAtomicTxn if mops.len() > 1 => {
+                    return Some(self.txn_piecewise(mops, deadline).await)
+                }
+                Bug::TxnLocalRead if reads && writes => {
+                    return Some(self.txn_local_read(mops, deadline).await)
+                }
+                _ => {}
+            }
+        }
+        self.serve_one(op, deadline, forwarded).await
+    }
+
+    /// Planted bug `non-atomic-txn`: each micro-op is a transaction of its own, proposed after
+    /// the previous one was applied, so other transactions' entries land between them. Once a
+    /// write took effect, a later failure leaves the transaction half done: `unknown`.
+    async fn txn_piecewise(&self, mops: &[Mop], deadline: Instant) -> Reply {
+        let mut done = Vec::with_capacity(mops.len());
+        let mut wrote = false;
+        for mop in mops {
+            let piece = Op::Txn {
+                mops: vec![mop.clone()],
+            };
+            match self.serve_one(piece, deadline, false).await {
+                Some(Reply::Ok { value }) => match completed(value) {
+                    Ok(mut one) => done.append(&mut one),
+                    Err(e) => return Reply::unknown(e),
+                },
+                Some(Reply::Fail { error }) if !wrote => return Reply::fail(error),
+                Some(Reply::Fail { error } | Reply::Unknown { error }) => {
+                    return Reply::unknown(format!(
+                        "part of the transaction may have applied: {error}"
+                    ))
+                }
+                None => return Reply::unknown("a micro-op got no answer"),
+            }
+            wrote |= !mop.is_read();
+        }
+        Reply::ok(serde_json::json!(done))
+    }
+
+    /// Planted bug `txn-local-read`: the transaction runs against this node's applied state (a
+    /// read-only transaction of every key it touches, answered locally by the actor), and only
+    /// its writes go through the log, later. Nothing checks that what it read is still there.
+    async fn txn_local_read(&self, mops: &[Mop], deadline: Instant) -> Reply {
+        let mut keys: Vec<&str> = mops.iter().map(Mop::key).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let snapshot = Op::Txn {
+            mops: keys.iter().map(|k| Mop::read(*k)).collect(),
+        };
+        let mut local: HashMap<String, Value> = match self
+            .serve_one(snapshot, deadline, false)
+            .await
+        {
+            Some(Reply::Ok { value }) => match completed(value) {
+                Ok(read) => read.into_iter().map(|Mop(_, k, v)| (k, v)).collect(),
+                Err(e) => return Reply::fail(e),
+            },
+            Some(Reply::Fail { error } | Reply::Unknown { error }) => return Reply::fail(error),
+            None => return Reply::fail("the local read got no answer"),
+        };
+        local.retain(|_, v| !v.is_null());
+        let done = match crate::txn::apply(&mut local, mops) {
+            Ok(done) => done,
+            Err(e) => return Reply::fail(e),
+        };
+        let writes = Op::Txn {
+            mops: mops.iter().filter(|m| !m.is_read()).cloned().collect(),
+        };
+        match self.serve_one(writes, deadline, false).await {
+            Some(Reply::Ok { .. }) => Reply::ok(serde_json::json!(done)),
+            Some(other) => other,
+            None => Reply::unknown("the writes got no answer"),
+        }
+    }
+
+    /// [`KvService::serve`] of one request to the actor, forwarding it to the leader if need be.
+    async fn serve_one(&self, op: Op, deadline: Instant, forwarded: bool) -> Option<Reply> {
         let is_read = matches!(op, Op::Get { .. } | Op::Status);
         let lost = |why: String| {
             if is_read {
@@ -155,4 +243,10 @@ impl KvService {
             }
         }
     }
+}
+
+/// The micro-ops of a transaction's `ok` answer.
+fn completed(value: Value) -> Result<Vec<Mop>, String> {
+    serde_json::from_value(value)
+        .map_err(|e| format!("a transaction answered with no micro-ops: {e}"))
 }

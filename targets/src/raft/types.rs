@@ -20,6 +20,10 @@ pub enum Command {
         from: Value,
         to: Value,
     },
+    /// A transaction's micro-ops, applied together (reads run at apply time).
+    Txn {
+        mops: Vec<crate::txn::Mop>,
+    },
 }
 
 /// One log entry; its index is its position in the log (the first entry is index 1).

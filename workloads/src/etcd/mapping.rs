@@ -102,7 +102,9 @@ pub(crate) fn plan(kind: WorkloadKind, prefix: &str, op: &OpTemplate) -> Result<
             }),
             _ => Err(no_such_op()),
         },
-        WorkloadKind::Bank | WorkloadKind::Counter => Err(unsupported(kind)),
+        WorkloadKind::Bank | WorkloadKind::Counter | WorkloadKind::Append | WorkloadKind::Wr => {
+            Err(unsupported(kind))
+        }
     }
 }
 

@@ -70,7 +70,9 @@ pub struct EtcdOptions {
 pub fn etcd_supports(kind: WorkloadKind) -> Result<(), String> {
     match kind {
         WorkloadKind::Register | WorkloadKind::Set => Ok(()),
-        WorkloadKind::Bank | WorkloadKind::Counter => Err(mapping::unsupported(kind)),
+        WorkloadKind::Bank | WorkloadKind::Counter | WorkloadKind::Append | WorkloadKind::Wr => {
+            Err(mapping::unsupported(kind))
+        }
     }
 }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use targets::protocol::{Balances, Op, Reply};
+use targets::txn::Mop;
 use tokio::time::Instant;
 
 use crate::bank::Transfer;
@@ -346,5 +347,78 @@ pub(crate) struct Refuse {
 impl Client for Refuse {
     async fn invoke(&mut self, _op: &OpTemplate, _timeout: Duration) -> ClientReply {
         ClientReply::fail(self.why.clone())
+    }
+}
+
+/// The target key of transactional key N: `tN` (apart from the register workload's `rN`).
+fn txn_key(key: &Value) -> Result<String, String> {
+    match key.as_i64() {
+        Some(n) => Ok(format!("t{n}")),
+        None => Err(format!("a micro-op's key must be an integer, not {key}")),
+    }
+}
+
+/// Transactions (append, wr) on raft-kv and echo: one `txn` request, keys N as `tN`. The
+/// answer maps one to one: ok (committed, reads filled in), fail (certainly not applied),
+/// unknown (`info`).
+pub(crate) struct KvTxnClient {
+    conn: Conn,
+}
+
+impl KvTxnClient {
+    pub(crate) fn new(addr: String) -> Self {
+        Self {
+            conn: Conn::new(addr),
+        }
+    }
+
+    /// The history's micro-ops as the target's.
+    fn request(value: &Value) -> Result<Vec<Mop>, String> {
+        let mops = value
+            .as_array()
+            .ok_or_else(|| format!("a txn needs a list of micro-ops, not {value}"))?;
+        mops.iter()
+            .map(|m| match m.as_array().map(Vec::as_slice) {
+                Some([Value::String(f), key, v]) => Ok(Mop(f.clone(), txn_key(key)?, v.clone())),
+                _ => Err(format!("micro-op {m} is not [f, key, value]")),
+            })
+            .collect()
+    }
+
+    /// The target's completed micro-ops as the history's (`tN` back to N).
+    fn completed(value: Value) -> Result<Value, String> {
+        let done: Vec<Mop> = serde_json::from_value(value)
+            .map_err(|e| format!("the txn answer holds no micro-ops: {e}"))?;
+        done.into_iter()
+            .map(|Mop(f, key, v)| {
+                let n: i64 = key
+                    .strip_prefix('t')
+                    .and_then(|n| n.parse().ok())
+                    .ok_or_else(|| format!("the txn answer names key {key:?}, not tN"))?;
+                Ok(json!([f, n, v]))
+            })
+            .collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl Client for KvTxnClient {
+    async fn invoke(&mut self, op: &OpTemplate, timeout: Duration) -> ClientReply {
+        let deadline = Instant::now() + timeout;
+        if op.f != "txn" {
+            return unsupported("transactional", op);
+        }
+        let mops = match Self::request(&op.value) {
+            Ok(mops) => mops,
+            Err(e) => return ClientReply::fail(e),
+        };
+        match self.conn.call(Op::Txn { mops }, deadline).await {
+            Reply::Ok { value } => match Self::completed(value) {
+                Ok(done) => ClientReply::ok(done),
+                // It committed, but what it read cannot be told: not an ok the checker can use.
+                Err(e) => ClientReply::info(e),
+            },
+            other => ClientReply::from_reply(other),
+        }
     }
 }

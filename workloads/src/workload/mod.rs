@@ -11,10 +11,14 @@
 //! - **set**: `add n` (unique increasing integers) and `read` (output the elements, an array).
 //! - **counter**: `add n` (a small positive increment) and `read` (output the counter, an
 //!   integer; 0 before any add), on one counter.
+//! - **append** and **wr**: `txn` with a list of micro-ops, exactly as Elle writes them
+//!   (`[["append",3,7],["r",4,null]]`; `w` instead of `append` for wr), the ok completion's output
+//!   the micro-ops with the reads filled in (see [`crate::txn`]). Key N is the target key `tN`.
 //!
 //! What a target can run depends on its operations: cas needs consensus, so quorum runs the
 //! register workload without cas (checked with the `register` model) and cannot run bank, set or
 //! counter, which need an atomic read-modify-write. twopc serves only transfers and reads.
+//! Transactions need a `txn` request: raft-kv and echo have one, quorum and twopc do not.
 
 #[cfg(test)]
 mod client_tests;
@@ -32,6 +36,8 @@ use crate::client::Client;
 use crate::generator::{from_fn, until_ok, Generator};
 use crate::register::{register_independent, RegisterMix};
 use crate::set::{set_adds, set_read};
+use crate::txn::{txn_workload, TxnShape};
+use checkers::txn::{ConsistencyModel, TxnWorkload};
 use counter::{counter_ops, counter_read};
 
 /// Which workload a test runs.
@@ -42,14 +48,20 @@ pub enum WorkloadKind {
     Bank,
     Set,
     Counter,
+    /// Elle's list-append transactions.
+    Append,
+    /// Elle's rw-register transactions.
+    Wr,
 }
 
 impl WorkloadKind {
-    pub const ALL: [WorkloadKind; 4] = [
+    pub const ALL: [WorkloadKind; 6] = [
         WorkloadKind::Register,
         WorkloadKind::Bank,
         WorkloadKind::Set,
         WorkloadKind::Counter,
+        WorkloadKind::Append,
+        WorkloadKind::Wr,
     ];
 
     pub fn name(self) -> &'static str {
@@ -58,6 +70,17 @@ impl WorkloadKind {
             WorkloadKind::Bank => "bank",
             WorkloadKind::Set => "set",
             WorkloadKind::Counter => "counter",
+            WorkloadKind::Append => "append",
+            WorkloadKind::Wr => "wr",
+        }
+    }
+
+    /// The transactional workload it is, if it is one.
+    pub fn txn(self) -> Option<TxnWorkload> {
+        match self {
+            WorkloadKind::Append => Some(TxnWorkload::ListAppend),
+            WorkloadKind::Wr => Some(TxnWorkload::RwRegister),
+            _ => None,
         }
     }
 }
@@ -75,7 +98,9 @@ impl FromStr for WorkloadKind {
         WorkloadKind::ALL
             .into_iter()
             .find(|k| k.name() == s)
-            .ok_or_else(|| format!("no workload {s:?}; there are register, bank, set and counter"))
+            .ok_or_else(|| {
+                format!("no workload {s:?}; there are register, bank, set, counter, append and wr")
+            })
     }
 }
 
@@ -94,6 +119,17 @@ pub enum CheckerSpec {
     Set,
     /// Every ok read of the counter (from 0) within the bounds its adds allow.
     Counter,
+    /// Transactional isolation (Elle's checker): the anomalies of `workload`'s history, judged
+    /// against `consistency_model` (strict serializable unless the target or spec says less).
+    Isolation {
+        workload: TxnWorkload,
+        #[serde(default = "strict_serializable")]
+        consistency_model: ConsistencyModel,
+    },
+}
+
+fn strict_serializable() -> ConsistencyModel {
+    ConsistencyModel::StrictSerializable
 }
 
 /// Knobs of the workloads; each workload reads only its own. Missing fields take the defaults,
@@ -113,6 +149,17 @@ pub struct WorkloadOptions {
     pub initial_balance: i64,
     /// bank: transfers move `1..=max_transfer`.
     pub max_transfer: i64,
+    /// append, wr: micro-ops per transaction are drawn from `txn_min_ops..=txn_max_ops`.
+    pub txn_min_ops: usize,
+    pub txn_max_ops: usize,
+    /// append, wr: keys in use at once (few keys, more conflicts between transactions).
+    pub txn_keys_per_window: usize,
+    /// append, wr: writes a key takes before it retires and a fresh key enters (short version
+    /// orders keep the check cheap).
+    pub txn_writes_per_key: u64,
+    /// append, wr: the consistency model the isolation checker holds the history to (the
+    /// target's `consistency-model`, else strict serializable).
+    pub consistency_model: ConsistencyModel,
 }
 
 impl Default for WorkloadOptions {
@@ -125,6 +172,11 @@ impl Default for WorkloadOptions {
             // twopc's own default, so its participants need no --initial-balance.
             initial_balance: 100,
             max_transfer: 5,
+            txn_min_ops: 1,
+            txn_max_ops: 4,
+            txn_keys_per_window: 8,
+            txn_writes_per_key: 32,
+            consistency_model: ConsistencyModel::StrictSerializable,
         }
     }
 }
@@ -140,9 +192,29 @@ impl WorkloadOptions {
             WorkloadKind::Bank if has_duplicates(&self.accounts) => "accounts repeat a name",
             WorkloadKind::Bank if self.initial_balance < 0 => "initial_balance is negative",
             WorkloadKind::Bank if self.max_transfer < 1 => "max_transfer is below 1",
+            WorkloadKind::Append | WorkloadKind::Wr => match self.txn_shape(kind) {
+                Some(shape) => match shape.problem() {
+                    Some(problem) => problem,
+                    None => return Ok(()),
+                },
+                None => return Ok(()),
+            },
             _ => return Ok(()),
         };
         Err(format!("{kind} workload: {problem}"))
+    }
+}
+
+impl WorkloadOptions {
+    /// The transactions `kind` makes, if it is a transactional workload.
+    pub fn txn_shape(&self, kind: WorkloadKind) -> Option<TxnShape> {
+        Some(TxnShape {
+            workload: kind.txn()?,
+            min_ops: self.txn_min_ops,
+            max_ops: self.txn_max_ops,
+            keys_per_window: self.txn_keys_per_window,
+            writes_per_key: self.txn_writes_per_key,
+        })
     }
 }
 
@@ -200,11 +272,14 @@ pub fn supports(kind: WorkloadKind, target: &str) -> Result<(), String> {
         (WorkloadKind::Bank | WorkloadKind::Set | WorkloadKind::Counter, Target::Quorum) => {
             "it needs an atomic read-modify-write and quorum has no cas"
         }
+        (WorkloadKind::Append | WorkloadKind::Wr, Target::Quorum | Target::Twopc) => {
+            "it needs transactions (a txn request) and this target has none"
+        }
         _ => return Ok(()),
     };
     let alternative = match kind {
         WorkloadKind::Bank => "twopc or raft-kv",
-        WorkloadKind::Register | WorkloadKind::Set | WorkloadKind::Counter => "raft-kv",
+        _ => "raft-kv",
     };
     Err(format!(
         "the {kind} workload cannot run on {target}: {why}; use {alternative}"
@@ -272,6 +347,19 @@ fn build_for(kind: WorkloadKind, cas: bool, options: &WorkloadOptions) -> Result
             final_reads: Some(final_reads(from_fn(|_, _| counter_read()))),
             checkers: vec![CheckerSpec::Counter],
         },
+        WorkloadKind::Append | WorkloadKind::Wr => {
+            let shape = o.txn_shape(kind).expect("a transactional workload");
+            let (main, finals) = txn_workload(shape);
+            Workload {
+                kind,
+                main: main.boxed(),
+                final_reads: Some(finals.boxed()),
+                checkers: vec![CheckerSpec::Isolation {
+                    workload: shape.workload,
+                    consistency_model: o.consistency_model,
+                }],
+            }
+        }
     })
 }
 
@@ -297,6 +385,7 @@ pub fn target_client(
         )),
         (WorkloadKind::Set, _) => Box::new(clients::KvSetClient::new(addr)),
         (WorkloadKind::Counter, _) => Box::new(clients::KvCounterClient::new(addr)),
+        (WorkloadKind::Append | WorkloadKind::Wr, _) => Box::new(clients::KvTxnClient::new(addr)),
     }
 }
 
@@ -481,6 +570,58 @@ mod tests {
     }
 
     #[test]
+    fn transactional_workloads_are_checked_for_isolation_against_the_model_asked() {
+        for (kind, workload, write) in [
+            (WorkloadKind::Append, TxnWorkload::ListAppend, "append"),
+            (WorkloadKind::Wr, TxnWorkload::RwRegister, "w"),
+        ] {
+            let options = WorkloadOptions {
+                consistency_model: ConsistencyModel::SnapshotIsolation,
+                ..WorkloadOptions::default()
+            };
+            let w = build(kind, "raft-kv", &options).unwrap();
+            assert_eq!(
+                w.checkers,
+                vec![CheckerSpec::Isolation {
+                    workload,
+                    consistency_model: ConsistencyModel::SnapshotIsolation
+                }]
+            );
+            let ops = run(w, 3);
+            assert!(ops.iter().all(|(_, op)| op.f == "txn"));
+            let writes = ops
+                .iter()
+                .flat_map(|(_, op)| op.value.as_array().unwrap().clone())
+                .filter(|m| m[0] == write)
+                .count();
+            assert!(writes > 100, "{writes} writes");
+            // The last operations are the final reads: reads only.
+            let (_, last) = ops.last().unwrap();
+            assert!(last.value.as_array().unwrap().iter().all(|m| m[0] == "r"));
+        }
+        // Without a model, the spec says strict serializable.
+        let spec: CheckerSpec = serde_json::from_value(
+            serde_json::json!({"checker": "isolation", "workload": "rw-register"}),
+        )
+        .unwrap();
+        assert_eq!(
+            spec,
+            CheckerSpec::Isolation {
+                workload: TxnWorkload::RwRegister,
+                consistency_model: ConsistencyModel::StrictSerializable
+            }
+        );
+        let bad = WorkloadOptions {
+            txn_min_ops: 3,
+            txn_max_ops: 2,
+            ..WorkloadOptions::default()
+        };
+        let err = build(WorkloadKind::Wr, "echo", &bad).err().unwrap();
+        assert!(err.contains("wr workload: txn_max_ops"), "{err}");
+        assert!(build(WorkloadKind::Register, "echo", &bad).is_ok());
+    }
+
+    #[test]
     fn counter_ops_are_fixed_by_the_seed() {
         let ops = |seed| {
             let w = build(
@@ -504,6 +645,8 @@ mod tests {
             (WorkloadKind::Counter, "quorum", "raft-kv"),
             (WorkloadKind::Counter, "twopc", "raft-kv"),
             (WorkloadKind::Register, "twopc", "raft-kv"),
+            (WorkloadKind::Append, "quorum", "raft-kv"),
+            (WorkloadKind::Wr, "twopc", "raft-kv"),
         ] {
             let err = supports(kind, target).unwrap_err();
             assert!(err.contains(target) && err.contains(alternative), "{err}");
