@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 use workloads::client::ClientReply;
 use workloads::generator::{OpTemplate, Outcome};
-use workloads::postgres::{postgres_client, PgIsolation, PgWorkload, PostgresOptions};
+use workloads::postgres::{postgres_txn_client, PgIsolation, PostgresOptions, TxnWorkload};
 
 const BIN: &str = "/usr/lib/postgresql/15/bin";
 
@@ -237,8 +237,8 @@ async fn list_append_reads_its_lists_at_every_isolation_level() {
     let server = Server::start();
     for (i, isolation) in PgIsolation::ALL.into_iter().enumerate() {
         let k = i as i64 * 10;
-        let mut c = postgres_client(
-            PgWorkload::ListAppend,
+        let mut c = postgres_txn_client(
+            TxnWorkload::ListAppend,
             &server.endpoint(),
             &options(isolation),
         );
@@ -273,8 +273,8 @@ async fn rw_register_reads_null_until_written() {
         return;
     }
     let server = Server::start();
-    let mut c = postgres_client(
-        PgWorkload::RwRegister,
+    let mut c = postgres_txn_client(
+        TxnWorkload::RwRegister,
         &server.endpoint(),
         &Default::default(),
     );
@@ -313,7 +313,8 @@ async fn refused_transactions_fail_and_leave_nothing_behind() {
         for process in 0..8i64 {
             let endpoint = server.endpoint();
             tasks.push(tokio::spawn(async move {
-                let mut c = postgres_client(PgWorkload::ListAppend, &endpoint, &options(isolation));
+                let mut c =
+                    postgres_txn_client(TxnWorkload::ListAppend, &endpoint, &options(isolation));
                 let mut replies = Vec::new();
                 for n in 0..25i64 {
                     let v = process * 1000 + n;
@@ -346,8 +347,8 @@ async fn refused_transactions_fail_and_leave_nothing_behind() {
                 }
             }
         }
-        let mut c = postgres_client(
-            PgWorkload::ListAppend,
+        let mut c = postgres_txn_client(
+            TxnWorkload::ListAppend,
             &server.endpoint(),
             &Default::default(),
         );
@@ -387,8 +388,8 @@ async fn errors_at_commit_are_fail_only_when_they_prove_a_rollback() {
         return;
     }
     let server = Server::start();
-    let mut c = postgres_client(
-        PgWorkload::ListAppend,
+    let mut c = postgres_txn_client(
+        TxnWorkload::ListAppend,
         &server.endpoint(),
         &Default::default(),
     );
@@ -453,8 +454,8 @@ async fn a_paused_or_lost_server_fails_transactions_before_commit() {
         return;
     }
     let mut server = Server::start();
-    let mut c = postgres_client(
-        PgWorkload::ListAppend,
+    let mut c = postgres_txn_client(
+        TxnWorkload::ListAppend,
         &server.endpoint(),
         &Default::default(),
     );
@@ -483,7 +484,7 @@ async fn a_paused_or_lost_server_fails_transactions_before_commit() {
         .invoke(&txn(json!([["append", 1, 3]])), Duration::from_secs(2))
         .await;
     assert_eq!(r.outcome, Outcome::Fail, "{r:?}");
-    let mut other = postgres_client(PgWorkload::ListAppend, &endpoint, &Default::default());
+    let mut other = postgres_txn_client(TxnWorkload::ListAppend, &endpoint, &Default::default());
     let r = other
         .invoke(&txn(json!([["r", 1, null]])), Duration::from_secs(2))
         .await;

@@ -2,21 +2,11 @@
 //! tables they use, how a completed transaction is written back, and what an error at COMMIT
 //! proves. No I/O here.
 
+use checkers::txn::TxnWorkload;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::generator::OpTemplate;
-
-/// Which of the two transactional workloads the client runs: it decides the table and the
-/// micro-ops it accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PgWorkload {
-    /// `["append", k, v]` and `["r", k, null]`: each key a list of integers.
-    ListAppend,
-    /// `["w", k, v]` and `["r", k, null]`: each key one integer register.
-    RwRegister,
-}
 
 /// The isolation level every transaction asks for (`BEGIN ISOLATION LEVEL ...`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -80,7 +70,7 @@ pub(crate) enum Step {
 
 /// The micro-ops of `op` (`f = "txn"`, value a list of `[f, k, v]`), or why it cannot be run:
 /// nothing is sent then.
-pub(crate) fn plan(workload: PgWorkload, op: &OpTemplate) -> Result<Vec<Step>, String> {
+pub(crate) fn plan(workload: TxnWorkload, op: &OpTemplate) -> Result<Vec<Step>, String> {
     if op.f != "txn" {
         return Err(format!(
             "the PostgreSQL client runs transactions (f = \"txn\"), not {:?}",
@@ -93,7 +83,7 @@ pub(crate) fn plan(workload: PgWorkload, op: &OpTemplate) -> Result<Vec<Step>, S
     mops.iter().map(|mop| step(workload, mop)).collect()
 }
 
-fn step(workload: PgWorkload, mop: &Value) -> Result<Step, String> {
+fn step(workload: TxnWorkload, mop: &Value) -> Result<Step, String> {
     let bad = |why: &str| format!("micro-op {mop}: {why}");
     let Some([f, key, value]) = mop.as_array().map(Vec::as_slice) else {
         return Err(bad("not [f, key, value]"));
@@ -108,22 +98,22 @@ fn step(workload: PgWorkload, mop: &Value) -> Result<Step, String> {
     };
     match (workload, f.as_str()) {
         (_, Some("r")) => Ok(Step::Read { key }),
-        (PgWorkload::ListAppend, Some("append")) => Ok(Step::Append {
+        (TxnWorkload::ListAppend, Some("append")) => Ok(Step::Append {
             key,
             value: value_int()?,
         }),
-        (PgWorkload::RwRegister, Some("w")) => Ok(Step::Write {
+        (TxnWorkload::RwRegister, Some("w")) => Ok(Step::Write {
             key,
             value: value_int()?,
         }),
-        (PgWorkload::ListAppend, _) => Err(bad("list-append has only append and r")),
-        (PgWorkload::RwRegister, _) => Err(bad("rw-register has only w and r")),
+        (TxnWorkload::ListAppend, _) => Err(bad("list-append has only append and r")),
+        (TxnWorkload::RwRegister, _) => Err(bad("rw-register has only w and r")),
     }
 }
 
 /// The table a workload uses: `<prefix>txn_lists` or `<prefix>txn_registers`. The prefix must
 /// keep it a plain lower-case identifier, since it is put into SQL as it is.
-pub(crate) fn table(workload: PgWorkload, prefix: &str) -> Result<String, String> {
+pub(crate) fn table(workload: TxnWorkload, prefix: &str) -> Result<String, String> {
     let plain = (prefix.chars()).all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
         && !prefix.starts_with(|c: char| c.is_ascii_digit());
     if !plain {
@@ -133,18 +123,18 @@ pub(crate) fn table(workload: PgWorkload, prefix: &str) -> Result<String, String
         ));
     }
     Ok(match workload {
-        PgWorkload::ListAppend => format!("{prefix}txn_lists"),
-        PgWorkload::RwRegister => format!("{prefix}txn_registers"),
+        TxnWorkload::ListAppend => format!("{prefix}txn_lists"),
+        TxnWorkload::RwRegister => format!("{prefix}txn_registers"),
     })
 }
 
 /// Creates the table if it is missing. The advisory lock serializes clients that set up at the
 /// same moment: concurrent `CREATE TABLE IF NOT EXISTS` can otherwise fail on the catalog's
 /// unique index.
-pub(crate) fn schema(workload: PgWorkload, table: &str) -> String {
+pub(crate) fn schema(workload: TxnWorkload, table: &str) -> String {
     let columns = match workload {
-        PgWorkload::ListAppend => "k bigint PRIMARY KEY, vals bigint[] NOT NULL",
-        PgWorkload::RwRegister => "k bigint PRIMARY KEY, v bigint NOT NULL",
+        TxnWorkload::ListAppend => "k bigint PRIMARY KEY, vals bigint[] NOT NULL",
+        TxnWorkload::RwRegister => "k bigint PRIMARY KEY, v bigint NOT NULL",
     };
     format!(
         "BEGIN; SELECT pg_advisory_xact_lock(7946150); \
@@ -154,13 +144,13 @@ pub(crate) fn schema(workload: PgWorkload, table: &str) -> String {
 
 /// The statement that writes (appends to a list, or sets a register), with `$1` the key and
 /// `$2` the value: one upsert, so a first append to a key needs no read first.
-pub(crate) fn write_sql(workload: PgWorkload, table: &str) -> String {
+pub(crate) fn write_sql(workload: TxnWorkload, table: &str) -> String {
     match workload {
-        PgWorkload::ListAppend => format!(
+        TxnWorkload::ListAppend => format!(
             "INSERT INTO {table} AS t (k, vals) VALUES ($1, ARRAY[$2::bigint]) \
              ON CONFLICT (k) DO UPDATE SET vals = t.vals || excluded.vals"
         ),
-        PgWorkload::RwRegister => format!(
+        TxnWorkload::RwRegister => format!(
             "INSERT INTO {table} AS t (k, v) VALUES ($1, $2) \
              ON CONFLICT (k) DO UPDATE SET v = excluded.v"
         ),
@@ -168,10 +158,10 @@ pub(crate) fn write_sql(workload: PgWorkload, table: &str) -> String {
 }
 
 /// The statement that reads key `$1`: no row is the empty list, or the unwritten register.
-pub(crate) fn read_sql(workload: PgWorkload, table: &str) -> String {
+pub(crate) fn read_sql(workload: TxnWorkload, table: &str) -> String {
     match workload {
-        PgWorkload::ListAppend => format!("SELECT vals FROM {table} WHERE k = $1"),
-        PgWorkload::RwRegister => format!("SELECT v FROM {table} WHERE k = $1"),
+        TxnWorkload::ListAppend => format!("SELECT vals FROM {table} WHERE k = $1"),
+        TxnWorkload::RwRegister => format!("SELECT v FROM {table} WHERE k = $1"),
     }
 }
 
@@ -230,7 +220,7 @@ mod tests {
     #[test]
     fn list_append_micro_ops_become_steps() {
         let steps = plan(
-            PgWorkload::ListAppend,
+            TxnWorkload::ListAppend,
             &txn(json!([["append", 3, 7], ["r", 4, null], ["r", 3, null]])),
         )
         .unwrap();
@@ -252,7 +242,7 @@ mod tests {
     #[test]
     fn rw_register_micro_ops_become_steps() {
         let steps = plan(
-            PgWorkload::RwRegister,
+            TxnWorkload::RwRegister,
             &txn(json!([["w", 1, 5], ["r", 2, null]])),
         )
         .unwrap();
@@ -274,33 +264,33 @@ mod tests {
     fn malformed_transactions_are_refused_with_the_reason() {
         let cases = [
             (
-                PgWorkload::ListAppend,
+                TxnWorkload::ListAppend,
                 OpTemplate::new("read", json!(null)),
                 "f = \"txn\"",
             ),
-            (PgWorkload::ListAppend, txn(json!(3)), "list of micro-ops"),
+            (TxnWorkload::ListAppend, txn(json!(3)), "list of micro-ops"),
             (
-                PgWorkload::ListAppend,
+                TxnWorkload::ListAppend,
                 txn(json!([["append", 1]])),
                 "not [f, key, value]",
             ),
             (
-                PgWorkload::ListAppend,
+                TxnWorkload::ListAppend,
                 txn(json!([["append", "a", 1]])),
                 "key must be",
             ),
             (
-                PgWorkload::ListAppend,
+                TxnWorkload::ListAppend,
                 txn(json!([["append", 1, "x"]])),
                 "value must be",
             ),
             (
-                PgWorkload::ListAppend,
+                TxnWorkload::ListAppend,
                 txn(json!([["w", 1, 2]])),
                 "only append and r",
             ),
             (
-                PgWorkload::RwRegister,
+                TxnWorkload::RwRegister,
                 txn(json!([["append", 1, 2]])),
                 "only w and r",
             ),
@@ -313,17 +303,17 @@ mod tests {
 
     #[test]
     fn tables_are_plain_identifiers() {
-        assert_eq!(table(PgWorkload::ListAppend, "").unwrap(), "txn_lists");
+        assert_eq!(table(TxnWorkload::ListAppend, "").unwrap(), "txn_lists");
         assert_eq!(
-            table(PgWorkload::RwRegister, "t1_").unwrap(),
+            table(TxnWorkload::RwRegister, "t1_").unwrap(),
             "t1_txn_registers"
         );
         for bad in ["X", "a;drop", "1a", "a-b", "a b"] {
-            assert!(table(PgWorkload::ListAppend, bad).is_err(), "{bad}");
+            assert!(table(TxnWorkload::ListAppend, bad).is_err(), "{bad}");
         }
-        let sql = write_sql(PgWorkload::ListAppend, "txn_lists");
+        let sql = write_sql(TxnWorkload::ListAppend, "txn_lists");
         assert!(sql.contains("ON CONFLICT (k) DO UPDATE SET vals = t.vals || excluded.vals"));
-        assert!(schema(PgWorkload::RwRegister, "r").contains("CREATE TABLE IF NOT EXISTS r ("));
+        assert!(schema(TxnWorkload::RwRegister, "r").contains("CREATE TABLE IF NOT EXISTS r ("));
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! A built-in client for PostgreSQL (through `tokio-postgres`, without TLS) that runs each
 //! transactional operation as one SQL transaction, as Jepsen's PostgreSQL tests do.
 //!
-//! - **list-append** ([`PgWorkload::ListAppend`]): table `txn_lists(k bigint primary key, vals
+//! - **list-append** ([`TxnWorkload::ListAppend`]): table `txn_lists(k bigint primary key, vals
 //!   bigint[])`. `["append", k, v]` is one upsert that concatenates `v` onto the row's array;
 //!   `["r", k, null]` selects the array (no row: the empty list).
-//! - **rw-register** ([`PgWorkload::RwRegister`]): table `txn_registers(k, v)`; `["w", k, v]`
+//! - **rw-register** ([`TxnWorkload::RwRegister`]): table `txn_registers(k, v)`; `["w", k, v]`
 //!   an upsert, `["r", k, null]` a select (no row: `null`).
 //! - **isolation** ([`PgIsolation`]): every transaction opens with `BEGIN ISOLATION LEVEL ...`
 //!   at the run's level, so the level the history is checked against is the one asked for.
@@ -27,7 +27,9 @@ use tokio_postgres::{NoTls, Statement};
 
 use crate::client::{Client, ClientReply};
 use crate::generator::OpTemplate;
-pub use mapping::{PgIsolation, PgWorkload};
+use crate::workload::WorkloadKind;
+pub use checkers::txn::TxnWorkload;
+pub use mapping::PgIsolation;
 use mapping::{Read, Step};
 
 /// Settings of the PostgreSQL client. Missing fields take the defaults, unknown ones are refused.
@@ -52,11 +54,31 @@ impl Default for PostgresOptions {
     }
 }
 
+/// Whether the PostgreSQL client can run `kind`: the transactional workloads, append and wr.
+pub fn postgres_supports(kind: WorkloadKind) -> Result<TxnWorkload, String> {
+    kind.txn().ok_or_else(|| {
+        format!("the PostgreSQL client runs the transactional workloads append and wr, not {kind}")
+    })
+}
+
+/// The client of one process of a run of `kind` (see [`postgres_txn_client`]); for a workload
+/// it cannot run, every operation fails with the reason, without contacting the server.
+pub fn postgres_client(
+    kind: WorkloadKind,
+    endpoint: &str,
+    options: &PostgresOptions,
+) -> Box<dyn Client> {
+    match postgres_supports(kind) {
+        Ok(workload) => postgres_txn_client(workload, endpoint, options),
+        Err(why) => Box::new(Refuse { why }),
+    }
+}
+
 /// A client of one process running `workload` against the PostgreSQL server at `endpoint`
 /// (`host:port`). It connects on first use and keeps the connection until an error it cannot
 /// roll back from. A bad endpoint or table prefix makes every operation fail with the reason.
-pub fn postgres_client(
-    workload: PgWorkload,
+pub fn postgres_txn_client(
+    workload: TxnWorkload,
     endpoint: &str,
     options: &PostgresOptions,
 ) -> Box<dyn Client> {
@@ -90,7 +112,7 @@ impl Client for Refuse {
 }
 
 struct PgClient {
-    workload: PgWorkload,
+    workload: TxnWorkload,
     host: String,
     port: u16,
     table: String,
@@ -209,13 +231,13 @@ impl PgClient {
                         .await
                         .map_err(|e| Early::of(&format!("reading key {key}"), &e))?;
                     let read = match (self.workload, row) {
-                        (PgWorkload::ListAppend, None) => Read::List(Vec::new()),
-                        (PgWorkload::ListAppend, Some(row)) => Read::List(
+                        (TxnWorkload::ListAppend, None) => Read::List(Vec::new()),
+                        (TxnWorkload::ListAppend, Some(row)) => Read::List(
                             row.try_get(0)
                                 .map_err(|e| Early::of(&format!("reading key {key}"), &e))?,
                         ),
-                        (PgWorkload::RwRegister, None) => Read::Register(None),
-                        (PgWorkload::RwRegister, Some(row)) => Read::Register(Some(
+                        (TxnWorkload::RwRegister, None) => Read::Register(None),
+                        (TxnWorkload::RwRegister, Some(row)) => Read::Register(Some(
                             row.try_get(0)
                                 .map_err(|e| Early::of(&format!("reading key {key}"), &e))?,
                         )),
@@ -328,7 +350,7 @@ mod tests {
     async fn bad_settings_and_malformed_ops_fail_without_connecting() {
         // Nothing listens on port 1, and nothing is tried.
         let txn = OpTemplate::new("txn", json!([["r", 1, null]]));
-        let mut c = postgres_client(PgWorkload::ListAppend, "nowhere", &Default::default());
+        let mut c = postgres_txn_client(TxnWorkload::ListAppend, "nowhere", &Default::default());
         let reply = c.invoke(&txn, Duration::from_secs(1)).await;
         assert_eq!(reply.outcome, Outcome::Fail);
         assert!(reply.error.unwrap().contains("host:port"));
@@ -336,14 +358,29 @@ mod tests {
             table_prefix: "Bad;".into(),
             ..Default::default()
         };
-        let mut c = postgres_client(PgWorkload::ListAppend, "127.0.0.1:1", &options);
+        let mut c = postgres_txn_client(TxnWorkload::ListAppend, "127.0.0.1:1", &options);
         let reply = c.invoke(&txn, Duration::from_secs(1)).await;
         assert!(reply.error.unwrap().contains("table prefix"));
-        let mut c = postgres_client(PgWorkload::RwRegister, "127.0.0.1:1", &Default::default());
+        let mut c = postgres_client(WorkloadKind::Wr, "127.0.0.1:1", &Default::default());
         let bad = OpTemplate::new("txn", json!([["append", 1, 2]]));
         let reply = c.invoke(&bad, Duration::from_secs(1)).await;
         assert_eq!(reply.outcome, Outcome::Fail);
         assert!(reply.error.unwrap().contains("only w and r"));
+    }
+
+    #[tokio::test]
+    async fn only_the_transactional_workloads_run() {
+        for kind in WorkloadKind::ALL {
+            let supported = postgres_supports(kind);
+            assert_eq!(supported.is_ok(), kind.txn().is_some(), "{kind}");
+            if let Err(why) = supported {
+                let mut c = postgres_client(kind, "127.0.0.1:1", &Default::default());
+                let reply = c
+                    .invoke(&OpTemplate::new("read", json!(null)), Duration::ZERO)
+                    .await;
+                assert_eq!(reply.error, Some(why));
+            }
+        }
     }
 
     #[tokio::test]
@@ -354,7 +391,7 @@ mod tests {
             .unwrap()
             .port();
         let mut c = postgres_client(
-            PgWorkload::ListAppend,
+            WorkloadKind::Append,
             &format!("127.0.0.1:{port}"),
             &Default::default(),
         );
