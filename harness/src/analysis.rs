@@ -169,6 +169,10 @@ fn run_checker(
             let nothing = value["final_read"] == json!(false);
             generic("set", value, nothing)
         }
+        CheckerSpec::Isolation {
+            workload,
+            consistency_model,
+        } => isolation(*workload, *consistency_model, ops, time_limit)?,
         CheckerSpec::Counter => {
             let result = checkers::check_counter(ops);
             let nothing = result.reads == 0;
@@ -177,6 +181,87 @@ fn run_checker(
             generic("counter", value, nothing)
         }
     })
+}
+
+/// The isolation checker (`checkers::txn`) on the history's transactions, under results key
+/// `isolation`: the `TxnResult` with a `summary` sentence. A history whose transactions never
+/// completed `ok` proved nothing: unknown.
+fn isolation(
+    workload: checkers::txn::TxnWorkload,
+    model: checkers::txn::ConsistencyModel,
+    ops: &[Operation],
+    time_limit: Duration,
+) -> anyhow::Result<(String, Verdict, String, Value)> {
+    use checkers::txn::{check_txn, txn_history, TxnCheckOptions};
+    let history = txn_history(ops, workload)
+        .map_err(|e| anyhow!("the isolation checker cannot read this {workload} history: {e}"))?;
+    let options = TxnCheckOptions {
+        consistency_model: model,
+        time_limit: Some(time_limit),
+        memory_limit: Some(crate::sizes::default_memory_limit()),
+        ..TxnCheckOptions::default()
+    };
+    let result = check_txn(&history, &options);
+    let ok = history
+        .txns
+        .iter()
+        .filter(|t| t.outcome == checkers::Outcome::Ok)
+        .count();
+    let verdict = match result.valid {
+        Verdict::Valid if ok == 0 => Verdict::Unknown,
+        other => other,
+    };
+    let summary = isolation_summary(&result, verdict, history.txns.len(), ok);
+    let mut value = serde_json::to_value(&result)?;
+    value["valid"] = serde_json::to_value(verdict)?;
+    value["summary"] = Value::String(summary.clone());
+    Ok(("isolation".into(), verdict, summary, value))
+}
+
+/// One sentence: what the history was held to and what broke it, or why nothing can be said.
+fn isolation_summary(
+    result: &checkers::txn::TxnResult,
+    verdict: Verdict,
+    txns: usize,
+    ok: usize,
+) -> String {
+    let model = json_name(&result.consistency_model);
+    match verdict {
+        Verdict::Valid => format!(
+            "{model}: no anomaly it forbids in {txns} transactions ({ok} ok, {})",
+            result.workload
+        ),
+        Verdict::Unknown if ok == 0 => format!("no transaction completed ok among {txns}"),
+        Verdict::Unknown => format!(
+            "{model}: unknown ({})",
+            result
+                .unknown_reason
+                .as_deref()
+                .unwrap_or("the checker could not decide")
+        ),
+        Verdict::Invalid => {
+            let found: Vec<String> = (result.anomaly_types.iter())
+                .map(|kind| {
+                    let count = result.counts.get(kind).copied().unwrap_or(0);
+                    format!("{} ({count})", json_name(kind))
+                })
+                .collect();
+            let example = (result.anomalies.values())
+                .flatten()
+                .next()
+                .map(|a| format!("; e.g. {}", a.explanation))
+                .unwrap_or_default();
+            format!("not {model}: {}{example}", found.join(", "))
+        }
+    }
+}
+
+/// A name as the checker's JSON spells it (`G-single-item`, `snapshot-isolation`).
+fn json_name<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(Value::String(s)) => s,
+        other => format!("{other:?}"),
+    }
 }
 
 /// A checker result with `valid` and `summary` fields; `nothing_checked` makes a valid one

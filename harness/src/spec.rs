@@ -35,7 +35,7 @@ pub struct SpecFile {
     #[arg(skip)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub options: Option<std::collections::BTreeMap<String, String>>,
-    /// register, bank, set or counter [default: register; bank on twopc].
+    /// register, bank, set, counter, append or wr [default: register; bank on twopc].
     #[arg(long)]
     pub workload: Option<String>,
     /// Faults, comma separated: partition, kill, pause, clock, latency, loss; or none
@@ -138,6 +138,11 @@ pub struct SpecFile {
     /// register: operations per key before a fresh key replaces it [default: 100].
     #[arg(long)]
     pub ops_per_key: Option<u64>,
+    /// append, wr: the consistency model the isolation checker holds the history to
+    /// (strict-serializable, serializable, snapshot-isolation, repeatable-read, read-committed,
+    /// ...) [default: the target's `consistency-model`, else strict-serializable].
+    #[arg(long)]
+    pub consistency_model: Option<String>,
     /// Where runs are stored [default: store].
     #[arg(long)]
     pub store: Option<PathBuf>,
@@ -234,6 +239,7 @@ impl SpecFile {
             op_timeout,
             keys_per_window,
             ops_per_key,
+            consistency_model,
             store,
             slo
         )
@@ -348,6 +354,8 @@ pub struct RunSpec {
     pub op_timeout: Duration,
     pub keys_per_window: usize,
     pub ops_per_key: u64,
+    /// append, wr: what the isolation checker holds the history to.
+    pub consistency_model: checkers::txn::ConsistencyModel,
     pub store: PathBuf,
     /// Service levels to check (none: no SLO verdict).
     pub slo: Option<checkers::SloSpec>,
@@ -597,6 +605,13 @@ impl SpecFile {
         {
             bail!("keys-per-window (1 to 100000) and ops-per-key (1 to 10^9): out of range");
         }
+        let consistency_model = match &self.consistency_model {
+            Some(name) => crate::target::parse_consistency_model(name)
+                .map_err(|e| anyhow::anyhow!("consistency-model: {e}"))?,
+            None => def
+                .consistency_model(&options)
+                .map_err(|e| anyhow::anyhow!("target: {}: {e}", def.name))?,
+        };
         let workload_name = workload.to_string();
         let name = match &self.name {
             Some(name) => check_name(name)?,
@@ -648,6 +663,7 @@ impl SpecFile {
             op_timeout,
             keys_per_window,
             ops_per_key,
+            consistency_model,
             // Absolute, so that the stored spec reruns into the same store from anywhere.
             store: std::path::absolute(
                 self.store
@@ -744,6 +760,9 @@ impl RunSpec {
             op_timeout: Some(self.op_timeout),
             keys_per_window: Some(self.keys_per_window),
             ops_per_key: Some(self.ops_per_key),
+            consistency_model: serde_json::to_value(self.consistency_model)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from)),
             store: Some(self.store.clone()),
             slo: self.slo.clone(),
         }
@@ -785,6 +804,7 @@ impl RunSpec {
                 .get("initial-balance")
                 .and_then(|b| b.parse().ok())
                 .unwrap_or(workloads::workload::WorkloadOptions::default().initial_balance),
+            consistency_model: self.consistency_model,
             ..Default::default()
         }
     }

@@ -88,6 +88,14 @@ pub enum ConsistencyModel {
     StrongSnapshotIsolation,
     StrongReadUncommitted,
     StrongReadCommitted,
+    ForwardConsistentView,
+    UpdateSerializable,
+    MonotonicAtomicView,
+    MonotonicSnapshotRead,
+    MonotonicView,
+    ParallelSnapshotIsolation,
+    Prefix,
+    CausalCerone,
 }
 
 /// The kind of a dependency edge between two transactions.

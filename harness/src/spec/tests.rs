@@ -154,3 +154,47 @@ fn another_target_drops_the_stored_options_and_entries_merge_key_by_key() {
     assert_eq!(spec.options["heartbeat-ms"], "40");
     assert_eq!(spec.options["election-timeout-ms"], "400");
 }
+
+#[test]
+fn the_consistency_model_is_the_specs_else_the_targets_else_strict_serializable() {
+    use checkers::txn::ConsistencyModel;
+    let append = SpecFile {
+        workload: Some("append".into()),
+        ..Default::default()
+    };
+    let spec = append.clone().resolve().unwrap();
+    assert_eq!(spec.consistency_model, ConsistencyModel::StrictSerializable);
+    assert_eq!(
+        spec.workload_options().consistency_model,
+        ConsistencyModel::StrictSerializable
+    );
+    let file = toml(
+        r#"workload = "wr"
+consistency-model = "snapshot-isolation""#,
+    )
+    .unwrap();
+    let spec = file.resolve().unwrap();
+    assert_eq!(spec.consistency_model, ConsistencyModel::SnapshotIsolation);
+    let workload = spec.build_workload().unwrap();
+    assert_eq!(
+        workload.checkers,
+        vec![workloads::workload::CheckerSpec::Isolation {
+            workload: checkers::txn::TxnWorkload::RwRegister,
+            consistency_model: ConsistencyModel::SnapshotIsolation
+        }]
+    );
+    // Stored and read back, the run is held to the same model.
+    let again = spec.to_file().resolve().unwrap();
+    assert_eq!(again.consistency_model, ConsistencyModel::SnapshotIsolation);
+    let err = SpecFile {
+        consistency_model: Some("acid".into()),
+        ..append
+    }
+    .resolve()
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.starts_with("consistency-model: no consistency model \"acid\""),
+        "{err}"
+    );
+}

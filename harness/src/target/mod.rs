@@ -48,6 +48,11 @@ pub struct TargetDef {
     /// bank workload: how many accounts (a template giving a number).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bank_accounts: Option<String>,
+    /// append, wr: the consistency model the isolation checker holds this target's histories
+    /// to, a template over the options (so an option choosing the isolation level a target is
+    /// run at can choose what it is judged by) [default: strict-serializable].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistency_model: Option<String>,
     /// Whether each node may be given its own address for each peer (`per-node`), as Fissure's
     /// link proxies need, or every node must see the same peer addresses (`shared`: the peers
     /// are named in shared cluster membership, like etcd's `--initial-cluster`).
@@ -433,6 +438,12 @@ impl TargetDef {
         for (key, text) in self.templates() {
             template::render(text, &context).map_err(|e| anyhow::anyhow!("{key}: {e}"))?;
         }
+        if self.consistency_model.is_some() {
+            let options: BTreeMap<String, String> = (self.options.iter())
+                .map(|(k, o)| (k.clone(), o.default.clone()))
+                .collect();
+            self.consistency_model(&options)?;
+        }
         if let Some(accounts) = &self.bank_accounts {
             let rendered = template::render(accounts, &context)
                 .map_err(|e| anyhow::anyhow!("bank-accounts: {e}"))?;
@@ -653,11 +664,39 @@ impl TargetDef {
         Ok((0..count.max(1)).map(|i| format!("a{i}")).collect())
     }
 
+    /// The consistency model its transactional histories are held to, with `options` (see the
+    /// field).
+    pub fn consistency_model(
+        &self,
+        options: &BTreeMap<String, String>,
+    ) -> anyhow::Result<checkers::txn::ConsistencyModel> {
+        let Some(t) = &self.consistency_model else {
+            return Ok(checkers::txn::ConsistencyModel::StrictSerializable);
+        };
+        let context = template::Context::placeless(self, 1, 0, options, None);
+        let rendered =
+            template::render(t, &context).map_err(|e| anyhow::anyhow!("consistency-model: {e}"))?;
+        parse_consistency_model(&rendered).map_err(|e| anyhow::anyhow!("consistency-model: {e}"))
+    }
+
     /// The template that finds primaries, if the target has one or is bundled (bundled nodes
     /// answer a status request).
     pub fn knows_primaries(&self) -> bool {
         self.bundled.is_some() || self.node.primaries.is_some()
     }
+}
+
+/// A consistency model by the name the isolation checker gives it (`strict-serializable`,
+/// `serializable`, `snapshot-isolation`, `repeatable-read`, `read-committed`, ...).
+pub fn parse_consistency_model(name: &str) -> Result<checkers::txn::ConsistencyModel, String> {
+    serde_json::from_value(serde_json::Value::String(name.trim().to_string())).map_err(|_| {
+        format!(
+            "no consistency model {:?}; use one of strict-serializable, serializable, \
+             snapshot-isolation, repeatable-read, read-committed, read-uncommitted (or another \
+             of Elle's models, e.g. strong-session-serializable)",
+            name.trim()
+        )
+    })
 }
 
 #[cfg(test)]

@@ -213,3 +213,55 @@ fn a_target_of_its_own_shares_its_peer_addresses_unless_it_says_otherwise() {
     let raft = Target::find("raft-kv").unwrap().def;
     assert_eq!(raft.peer_addresses(), PeerAddresses::PerNode);
 }
+
+#[test]
+fn an_option_can_choose_the_consistency_model_transactions_are_held_to() {
+    use checkers::txn::ConsistencyModel;
+    // As a PostgreSQL target would say it: repeatable read is snapshot isolation there.
+    let text = r#"
+name = "mydb"
+workloads = ["append", "wr"]
+consistency-model = """
+{% if options.isolation == "repeatable-read" %}snapshot-isolation{% else %}{{ options.isolation }}{% endif %}"""
+
+[options.isolation]
+default = "serializable"
+choices = ["serializable", "repeatable-read", "read-committed"]
+
+[node]
+start = "/usr/bin/mydb"
+ready = { tcp = "client" }
+
+[client]
+adapter = { program = "python3", args = ["client.py"] }
+"#;
+    let def = parse(text).unwrap();
+    let model = |isolation: &str| {
+        let options = def
+            .options_for(&[format!("isolation={isolation}")])
+            .unwrap();
+        def.consistency_model(&options).unwrap()
+    };
+    assert_eq!(model("serializable"), ConsistencyModel::Serializable);
+    assert_eq!(
+        model("repeatable-read"),
+        ConsistencyModel::SnapshotIsolation
+    );
+    assert_eq!(model("read-committed"), ConsistencyModel::ReadCommitted);
+    // Without the key: strict serializable.
+    let plain = parse(MINIMAL).unwrap();
+    assert_eq!(
+        plain.consistency_model(&BTreeMap::new()).unwrap(),
+        ConsistencyModel::StrictSerializable
+    );
+    // A name that is no model is refused when the file is read.
+    let bad = MINIMAL.replace(
+        "workloads = [\"register\"]",
+        "workloads = [\"append\"]\nconsistency-model = \"serialisable\"",
+    );
+    let err = parse(&bad).unwrap_err().to_string();
+    assert!(
+        err.contains("consistency-model") && err.contains("\"serialisable\""),
+        "{err}"
+    );
+}
