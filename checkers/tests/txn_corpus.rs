@@ -6,10 +6,10 @@
 //! `empty-transaction-graph` must match ours. Where we find more than Elle, the extra kinds are
 //! listed per file below with the reason.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use checkers::history::{Event, EventType, History};
+use checkers::history::History;
 use checkers::txn::{
     check_txn, txn_history, AnomalyKind, ConsistencyModel, TxnCheckOptions, TxnResult, TxnWorkload,
 };
@@ -20,62 +20,12 @@ fn corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/elle")
 }
 
-/// elle-cli's JSON: an array of events with type, process, index and value. rw-register files
-/// use string keys ("x"); they are numbered in order of first appearance, as Fissure's histories
-/// have integer keys.
-fn load_json(text: &str) -> History {
-    let raw: Vec<Value> = serde_json::from_str(text).expect("a JSON array of events");
-    let events = raw
-        .into_iter()
-        .map(|e| {
-            let kind = match e["type"].as_str().unwrap() {
-                "invoke" => EventType::Invoke,
-                "ok" => EventType::Ok,
-                "fail" => EventType::Fail,
-                "info" => EventType::Info,
-                other => panic!("event type {other}"),
-            };
-            Event::client(
-                e["process"].as_u64().unwrap(),
-                kind,
-                "txn",
-                e["value"].clone(),
-            )
-        })
-        .collect();
-    History::from_events(events)
-}
-
-/// Numbers string keys in order of first appearance.
-fn number_keys(h: &mut History) {
-    let mut names: BTreeMap<String, i64> = BTreeMap::new();
-    for e in &mut h.events {
-        e.f = "txn".into();
-        for mop in e.value.as_array_mut().into_iter().flatten() {
-            if let Some(name) = mop[1].as_str().map(str::to_string) {
-                let n = names.len() as i64;
-                mop[1] = Value::from(*names.entry(name).or_insert(n));
-            }
-        }
-    }
-}
-
+/// Read with Fissure's own importers: elle-cli's JSON (string keys are numbered on import) and
+/// Elle's EDN (ops without `:f` are transactions).
 fn load(path: &str) -> History {
     let text = std::fs::read_to_string(corpus().join(path)).unwrap();
-    if path.ends_with(".json") {
-        load_json(&text)
-    } else {
-        // Elle's list-append EDN ops carry no :f, which Fissure's EDN reader (written for
-        // Knossos) requires: give each op map `:f :txn` first.
-        let text: String = text
-            .lines()
-            .map(|l| match l.trim_start().strip_prefix('{') {
-                Some(rest) if !l.contains(":f ") => format!("{{:f :txn, {rest}\n"),
-                _ => format!("{l}\n"),
-            })
-            .collect();
-        checkers::formats::parse(checkers::formats::Format::Edn, &text).unwrap()
-    }
+    let format = checkers::formats::guess_format(Path::new(path), &text).expect("a known format");
+    checkers::formats::parse(format, &text).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 struct Row {
@@ -263,8 +213,7 @@ fn compare_with_manifest(path: &str, expected: &str, r: &TxnResult) -> Result<()
 }
 
 fn run(path: &str, workload: TxnWorkload, options: &TxnCheckOptions) -> TxnResult {
-    let mut history = load(path);
-    number_keys(&mut history);
+    let history = load(path);
     let ops = history.operations().unwrap();
     let h = txn_history(&ops, workload).unwrap();
     check_txn(&h, options)

@@ -103,6 +103,7 @@ fn history(n: usize, processes: usize) -> TxnHistory {
     txns.sort_by_key(|t| t.call);
     txns.iter_mut().enumerate().for_each(|(i, t)| t.id = i);
     TxnHistory {
+        key_names: Default::default(),
         workload: TxnWorkload::ListAppend,
         txns,
     }

@@ -374,3 +374,78 @@ mod tests {
         assert_eq!(results.valid, Verdict::Invalid);
     }
 }
+
+#[cfg(test)]
+mod isolation_tests {
+    use super::*;
+    use checkers::txn::{ConsistencyModel, TxnWorkload};
+
+    /// Two list-append transactions, each reading the other's append: G1c.
+    const G1C: &str = r#"{"index":0,"time":1,"process":0,"type":"invoke","f":"txn","value":[["append",1,1],["r",2,null]]}
+{"index":1,"time":2,"process":1,"type":"invoke","f":"txn","value":[["append",2,1],["r",1,null]]}
+{"index":2,"time":3,"process":0,"type":"ok","f":"txn","value":[["append",1,1],["r",2,[1]]]}
+{"index":3,"time":4,"process":1,"type":"ok","f":"txn","value":[["append",2,1],["r",1,[1]]]}
+"#;
+
+    fn check(history: &str, model: ConsistencyModel) -> Results {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.jsonl");
+        std::fs::write(&path, history).unwrap();
+        let spec = CheckerSpec::Isolation {
+            workload: TxnWorkload::ListAppend,
+            consistency_model: model,
+        };
+        check_history(&path, &[spec], None, Duration::from_secs(10)).unwrap()
+    }
+
+    #[test]
+    fn a_cycle_is_invalid_with_its_anomaly_named_in_the_reason() {
+        let results = check(G1C, ConsistencyModel::StrictSerializable);
+        assert_eq!(results.valid, Verdict::Invalid);
+        assert!(
+            results
+                .reason
+                .starts_with("isolation: not strict-serializable: G1c (1)"),
+            "{}",
+            results.reason
+        );
+        let isolation = &results.checkers["isolation"];
+        assert_eq!(isolation["valid"], json!(false));
+        assert_eq!(isolation["anomaly_types"], json!(["G1c"]));
+        assert_eq!(
+            isolation["summary"].as_str(),
+            Some(results.reason.strip_prefix("isolation: ").unwrap())
+        );
+        // Read uncommitted allows G1c: the same history is then valid.
+        let results = check(G1C, ConsistencyModel::ReadUncommitted);
+        assert_eq!(results.valid, Verdict::Valid, "{}", results.reason);
+        assert!(results
+            .reason
+            .contains("read-uncommitted: no anomaly it forbids"));
+    }
+
+    #[test]
+    fn no_transaction_completed_is_unknown_and_garbage_is_an_error() {
+        let none_ok = G1C.replace("\"ok\"", "\"info\"");
+        let results = check(&none_ok, ConsistencyModel::StrictSerializable);
+        assert_eq!(results.valid, Verdict::Unknown);
+        assert!(
+            results.reason.contains("no transaction completed ok"),
+            "{}",
+            results.reason
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.jsonl");
+        // A register write in a list-append history.
+        std::fs::write(&path, G1C.replace("[\"append\",1,1]", "[\"w\",1,1]")).unwrap();
+        let spec = CheckerSpec::Isolation {
+            workload: TxnWorkload::ListAppend,
+            consistency_model: ConsistencyModel::Serializable,
+        };
+        let err = check_history(&path, &[spec], None, Duration::from_secs(1)).unwrap_err();
+        assert!(
+            err.to_string().contains("not a micro-op of list-append"),
+            "{err:#}"
+        );
+    }
+}

@@ -30,6 +30,8 @@ pub enum Command {
     Convert(ConvertArgs),
     /// Run a campaign: a matrix of runs from a TOML file, each with an expectation.
     Campaign(CampaignArgs),
+    /// Merge the stores of a sharded campaign's shards into one store, index and JUnit file.
+    Merge(MergeArgs),
     /// Write a run's report.html from its stored files (and refresh the store's index.html).
     Report(ReportArgs),
     /// Serve a store's reports over HTTP.
@@ -91,6 +93,36 @@ pub struct CampaignArgs {
     /// List the runs the campaign expands to, and exit.
     #[arg(long)]
     pub list: bool,
+    /// Run only the K-th of N slices of the campaign (e.g. 2/3): the same slices on every
+    /// machine, balanced by expected duration. Merge the shards' stores with `fissure merge`.
+    #[arg(long, value_parser = parse_shard)]
+    pub shard: Option<crate::campaign::shard::Shard>,
+    /// With --shard: runs without a seed in the campaign file get one derived from this salt
+    /// (e.g. the date or the CI pipeline's id) rather than a random one, so every shard expands
+    /// the campaign alike [default: "" (the same seeds every time)].
+    #[arg(long, requires = "shard")]
+    pub seed_salt: Option<String>,
+}
+
+fn parse_shard(s: &str) -> Result<crate::campaign::shard::Shard, String> {
+    s.parse()
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit codes: 0 every run met its expectation, 1 some missed, 3 error \
+                        (a shard missing or given twice, campaigns that differ, a file conflict)."
+)]
+pub struct MergeArgs {
+    /// The shards' stores (each written by `fissure campaign --shard K/N`).
+    #[arg(required = true)]
+    pub stores: Vec<PathBuf>,
+    /// The store to merge into (created if missing; may be one of the shards' stores).
+    #[arg(long)]
+    pub into: PathBuf,
+    /// Also write the combined JUnit XML file here.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -268,8 +300,9 @@ pub enum OutputFormat {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// A history file (jsonl, Jepsen/Knossos EDN, Porcupine etcd log or kv lines), or a stored run
-    /// directory holding history.jsonl.
+    /// A history file (jsonl, Jepsen/Knossos/Elle EDN, elle-cli JSON, Porcupine etcd log or kv
+    /// lines), or a stored run directory holding history.jsonl. Transactional histories (Elle's
+    /// list-append, rw-register) are checked for isolation anomalies.
     pub history: PathBuf,
 
     /// The model to check against [default: the format's convention, else guessed from the
@@ -279,7 +312,7 @@ pub struct CheckArgs {
     pub model: Option<ModelKind>,
 
     /// The history's format [default: guessed from the file]. One of: jsonl, edn, porcupine-etcd,
-    /// porcupine-kv.
+    /// porcupine-kv, elle-json.
     #[arg(long, value_parser = parse_format)]
     pub format: Option<Format>,
 
@@ -315,6 +348,62 @@ pub struct CheckArgs {
     /// Print one JSON object instead of a summary.
     #[arg(long)]
     pub json: bool,
+
+    #[command(flatten)]
+    pub isolation: IsolationArgs,
+}
+
+/// How `fissure check` reads a transactional (Elle) history. A history of `txn` operations is
+/// checked for isolation anomalies rather than linearizability.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct IsolationArgs {
+    /// The transactional workload: list-append or rw-register [default: guessed from the
+    /// micro-ops: appends mean list-append, writes rw-register].
+    #[arg(long, value_parser = parse_txn_workload)]
+    pub workload: Option<checkers::txn::TxnWorkload>,
+
+    /// The consistency model whose anomalies make the history invalid: read-uncommitted,
+    /// read-committed, repeatable-read, snapshot-isolation, serializable, strict-serializable,
+    /// strong-session-* ... [default: strict-serializable].
+    #[arg(long, value_parser = parse_consistency_model)]
+    pub consistency_model: Option<checkers::txn::ConsistencyModel>,
+
+    /// rw-register: every key is linearizable, so real-time order gives each key's version order.
+    #[arg(long)]
+    pub linearizable_keys: bool,
+
+    /// rw-register: every key is sequentially consistent, so process order gives version order.
+    #[arg(long)]
+    pub sequential_keys: bool,
+
+    /// rw-register: a transaction's write of a key it read follows the version it read.
+    #[arg(long)]
+    pub wfr_keys: bool,
+}
+
+impl IsolationArgs {
+    /// True if any option asks for an isolation check.
+    pub fn any(&self) -> bool {
+        self.workload.is_some()
+            || self.consistency_model.is_some()
+            || self.linearizable_keys
+            || self.sequential_keys
+            || self.wfr_keys
+    }
+}
+
+fn parse_txn_workload(s: &str) -> Result<checkers::txn::TxnWorkload, String> {
+    s.parse()
+}
+
+/// Consistency models are named as Elle names them (kebab-case).
+pub fn parse_consistency_model(s: &str) -> Result<checkers::txn::ConsistencyModel, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_string())).map_err(|_| {
+        format!(
+            "no consistency model {s:?}; try read-uncommitted, read-committed, repeatable-read, \
+             snapshot-isolation, serializable or strict-serializable"
+        )
+    })
 }
 
 fn parse_model(s: &str) -> Result<ModelKind, String> {

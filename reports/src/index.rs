@@ -1,6 +1,7 @@
-//! `store/index.html`: every run in a store, newest first, filterable, linking to each run's
-//! report. Built from each run's `test.json` and `results.json` only (histories are not read),
-//! so it stays quick on a store of thousands of runs.
+//! `store/index.html`: each test's trend over its runs (see [`crate::trends`]), the campaigns
+//! (each with its own page), then every run, newest first, filterable, linking to each run's
+//! report. Built from each run's `test.json` and `results.json` and the campaign records only
+//! (histories are not read), so it stays quick on a store of thousands of runs.
 
 use anyhow::Context;
 use serde::Serialize;
@@ -28,6 +29,13 @@ pub struct RunRow {
     /// For sorting: the run folder's stamp.
     #[serde(skip)]
     stamp: String,
+    /// The test: the run's folder in the store (a campaign's run name, stamps aside).
+    #[serde(skip)]
+    test: String,
+    #[serde(skip)]
+    relative: String,
+    #[serde(skip)]
+    time_limit_s: f64,
 }
 
 fn text(value: &Value) -> String {
@@ -96,6 +104,15 @@ fn row(store: &Path, dir: &Path) -> RunRow {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let nemesis = text(&spec["nemesis"]);
+    let test_name = dir
+        .parent()
+        .and_then(Path::file_name)
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let time_limit_s = spec["time-limit"]
+        .as_str()
+        .and_then(|t| humantime::parse_duration(t).ok())
+        .map_or(0.0, |d| d.as_secs_f64());
     RunRow {
         date: match test["started"].as_str() {
             Some(started) => started.replace('T', " ").trim_end_matches('Z').to_string(),
@@ -117,7 +134,91 @@ fn row(store: &Path, dir: &Path) -> RunRow {
         duration: text(&spec["time-limit"]),
         link,
         stamp,
+        test: test_name,
+        relative,
+        time_limit_s,
     }
+}
+
+/// Each test's runs as a trend, with what the campaign records expected of them.
+fn trends(store: &Path, rows: &[RunRow]) -> Vec<Value> {
+    let expected = crate::trends::expectations(store);
+    let points = rows
+        .iter()
+        .map(|row| {
+            let campaign = expected.get(&row.relative);
+            let seconds = campaign
+                .map(|c| c.2)
+                .filter(|s| *s > 0.0)
+                .unwrap_or(row.time_limit_s);
+            let ops: f64 = row.ops.parse().unwrap_or(0.0);
+            let point = crate::trends::Point {
+                stamp: row.stamp.clone(),
+                date: row.date.clone(),
+                verdict: row.verdict.clone(),
+                expect: campaign.map(|c| c.0.clone()),
+                met: campaign.map(|c| c.1),
+                link: row.link.clone(),
+                seconds,
+                ops_per_second: if row.time_limit_s > 0.0 {
+                    ops / row.time_limit_s
+                } else {
+                    0.0
+                },
+            };
+            (row.test.clone(), point)
+        })
+        .collect();
+    crate::trends::group(points)
+        .into_iter()
+        .map(|trend| {
+            let latest = trend.latest().clone();
+            let seconds: Vec<f64> = trend.points.iter().map(|p| p.seconds).collect();
+            let rates: Vec<f64> = trend.points.iter().map(|p| p.ops_per_second).collect();
+            let missed = trend.points.iter().filter(|p| p.met == Some(false)).count();
+            serde_json::json!({
+                "test": trend.test,
+                "runs": trend.points.len(),
+                "missed": missed,
+                "strip": crate::trends::strip_svg(&trend),
+                "latest": latest.verdict,
+                "latest_met": latest.met,
+                "latest_link": latest.link,
+                "latest_date": latest.date,
+                "duration": crate::trends::sparkline(&seconds, "s"),
+                "rate": crate::trends::sparkline(&rates, "ops/s"),
+            })
+        })
+        .collect()
+}
+
+/// The campaign records, newest first, for the index's list.
+fn campaigns(store: &Path) -> Vec<Value> {
+    crate::trends::campaign_records(store)
+        .into_iter()
+        .map(|(folder, record)| {
+            let runs = record["runs"].as_array().map_or(0, Vec::len);
+            let met = record["runs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|r| r["met"] == Value::Bool(true))
+                .count();
+            let not_run = record["not_run"].as_array().map_or(0, Vec::len);
+            serde_json::json!({
+                "name": text(&record["campaign"]),
+                "link": format!("campaigns/{folder}/campaign.html"),
+                "started": text(&record["started"]).replace('T', " ").trim_end_matches('Z').to_string(),
+                "shard": match (record["shard"]["index"].as_u64(), record["shard"]["count"].as_u64()) {
+                    (Some(k), Some(n)) if n > 1 => format!("shard {k}/{n}"),
+                    _ => String::new(),
+                },
+                "runs": runs + not_run,
+                "met": met,
+                "missed": runs - met + not_run,
+            })
+        })
+        .collect()
 }
 
 /// Every run of `store`, newest first.
@@ -137,6 +238,8 @@ pub fn render(store: &Path) -> anyhow::Result<String> {
         "counts",
         &serde_json::json!({"invalid": count("invalid"), "unknown": count("unknown")}),
     );
+    context.insert("trends", &trends(store, &rows));
+    context.insert("campaigns", &campaigns(store));
     context.insert("runs", &rows);
     let mut tera = tera::Tera::default();
     tera.add_raw_template("index.html", TEMPLATE)
@@ -147,6 +250,7 @@ pub fn render(store: &Path) -> anyhow::Result<String> {
 
 /// Writes `<store>/index.html` (atomically); returns how many runs it lists.
 pub fn write(store: &Path) -> anyhow::Result<usize> {
+    crate::campaign_page::write_all(store)?;
     let page = render(store)?;
     let path = store.join("index.html");
     crate::page::write_atomically(&path, &page)?;

@@ -1,8 +1,8 @@
 //! A run's `report.html`: verdict and reason first, then the spec and the command that reruns
 //! it, plots with fault windows, each checker's findings (the counterexample view for an
-//! invalid linearizability verdict, a generic view for any other checker), a timeline around
-//! the interesting region, the faults, and links to the stored files. One self-contained file:
-//! inline CSS and SVG, no script, nothing fetched.
+//! invalid linearizability verdict, the isolation section for a transactional one, a generic
+//! view for any other checker), a timeline around the interesting region, the faults, and links
+//! to the stored files. One self-contained file: inline CSS and SVG, no script, nothing fetched.
 
 use crate::data::{Outcome, RunData};
 use crate::index::verdict;
@@ -92,7 +92,7 @@ fn pretty_cut(value: &Value) -> String {
     details
 }
 
-fn checkers(results: &Value) -> Vec<Checker> {
+fn checkers(results: &Value, dir: &Path) -> Vec<Checker> {
     let Some(map) = results["checkers"].as_object() else {
         return Vec::new();
     };
@@ -100,6 +100,13 @@ fn checkers(results: &Value) -> Vec<Checker> {
         .map(|(name, result)| {
             let word = verdict(&result["valid"]);
             let details = pretty_cut(result);
+            // The isolation checker's result has a section of its own, which shows every field.
+            let txn = crate::txn::is_txn_result(name, result);
+            let view = if txn {
+                Some(crate::txn::checker_view(result, &dir.join("history.jsonl")))
+            } else {
+                crate::counterexample::render(result)
+            };
             Checker {
                 name: name.clone(),
                 verdict: word.into(),
@@ -110,8 +117,12 @@ fn checkers(results: &Value) -> Vec<Checker> {
                 }
                 .into(),
                 reason: text(&result["reason"]),
-                view: crate::counterexample::render(result),
-                fields: scalar_rows(result, &["valid", "reason"]),
+                view,
+                fields: if txn {
+                    Vec::new()
+                } else {
+                    scalar_rows(result, &["valid", "reason"])
+                },
                 details,
             }
         })
@@ -293,9 +304,10 @@ pub fn render(data: &RunData) -> anyhow::Result<String> {
     context.insert(
         "css",
         &format!(
-            "{CSS}\n{}\n{}",
+            "{CSS}\n{}\n{}\n{}",
             crate::timeline::CSS,
-            crate::counterexample::CSS
+            crate::counterexample::CSS,
+            crate::txn::CSS
         ),
     );
     context.insert("title", &title);
@@ -336,7 +348,7 @@ pub fn render(data: &RunData) -> anyhow::Result<String> {
             "throughput": plots.throughput,
         }),
     );
-    let mut cards = checkers(results);
+    let mut cards = checkers(results, &data.dir);
     cards.extend(slo_card(&results["slo"]));
     context.insert("checkers", &cards);
     context.insert("timeline", &timeline);

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use support::{copy_dir, fixture};
 
 /// A store holding the three fixtures as `<store>/<name>/<stamp>/`.
-fn store() -> (tempfile::TempDir, Vec<PathBuf>) {
+fn store_of_fixtures() -> (tempfile::TempDir, Vec<PathBuf>) {
     let store = tempfile::tempdir().unwrap();
     let mut dirs = Vec::new();
     for (i, name) in ["valid", "invalid", "unknown"].iter().enumerate() {
@@ -36,7 +36,7 @@ fn unslash(html: &str) -> String {
 
 #[test]
 fn a_valid_run_opens_with_its_verdict_spec_plots_and_files() {
-    let (_store, dirs) = store();
+    let (_store, dirs) = store_of_fixtures();
     let page = render(&dirs[0]);
     assert!(page.contains(r#"<span class="badge">VALID</span>"#));
     assert!(page.contains("linearizable (387 operations in 4 keys)"));
@@ -65,7 +65,7 @@ fn a_valid_run_opens_with_its_verdict_spec_plots_and_files() {
 
 #[test]
 fn an_invalid_run_shows_its_counterexample() {
-    let (_store, dirs) = store();
+    let (_store, dirs) = store_of_fixtures();
     let page = render(&dirs[1]);
     assert!(page.contains(r#"<span class="badge">INVALID</span>"#));
     assert!(page.contains("cannot be placed"), "no counterexample view");
@@ -74,7 +74,7 @@ fn an_invalid_run_shows_its_counterexample() {
 
 #[test]
 fn an_interrupted_run_is_unknown() {
-    let (_store, dirs) = store();
+    let (_store, dirs) = store_of_fixtures();
     let page = render(&dirs[2]);
     assert!(page.contains(r#"<span class="badge">UNKNOWN</span>"#));
     assert!(page.contains("the run was interrupted"));
@@ -82,12 +82,14 @@ fn an_interrupted_run_is_unknown() {
 
 #[test]
 fn the_index_lists_every_run_newest_first() {
-    let (store, dirs) = store();
+    let (store, dirs) = store_of_fixtures();
     for dir in &dirs {
         reports::page::write(dir).unwrap();
     }
     assert_eq!(reports::index::write(store.path()).unwrap(), 3);
-    let page = unslash(&std::fs::read_to_string(store.path().join("index.html")).unwrap());
+    let whole = unslash(&std::fs::read_to_string(store.path().join("index.html")).unwrap());
+    // The runs table (the tests' trends above it link the same runs, by test).
+    let page = &whole[whole.find("id=\"runs\"").expect("the runs table")..];
     let at = |needle: &str| {
         page.find(needle)
             .unwrap_or_else(|| panic!("{needle} missing"))
@@ -101,7 +103,7 @@ fn the_index_lists_every_run_newest_first() {
 
 #[test]
 fn markup_from_a_history_is_escaped_in_every_page() {
-    let (store, dirs) = store();
+    let (store, dirs) = store_of_fixtures();
     let dir = &dirs[0];
     // An operation whose value and result are markup, and a reason that is.
     let history = std::fs::read_to_string(dir.join("history.jsonl")).unwrap();
@@ -128,6 +130,32 @@ fn markup_from_a_history_is_escaped_in_every_page() {
             "{name} does not show the value escaped"
         );
     }
+}
+
+#[test]
+fn a_transactional_run_shows_its_isolation_section() {
+    // Hand-made (not recorded): a list-append history with a G-single cycle and a G1a, and the
+    // isolation result the harness stores under `checkers.txn`.
+    let store = tempfile::tempdir().unwrap();
+    let dir = store.path().join("txn").join("20261201T100000.000Z");
+    copy_dir(&fixture("txn"), &dir);
+    let page = render(&dir);
+    assert!(page.contains(r#"<span class="badge">INVALID</span>"#));
+    assert!(page.contains(r#"<div class="card tx-card" id="tx-G-single-item">"#));
+    assert!(page.contains(r#"<div class="card tx-card" id="tx-G1a">"#));
+    assert!(page.contains("<svg class=\"tx-svg\""), "no cycle drawn");
+    assert_eq!(page.matches("<g class=\"tx-edge ").count(), 3);
+    assert!(page.contains(">rw k3 1</text>"));
+    assert!(page.contains("<td>repeatable-read</td>"));
+    // The section replaces the generic field table, and the whole result is still below it.
+    assert!(!page.contains("<th>anomaly_types</th>"));
+    assert!(page.contains("everything this checker reported"));
+    assert!(!page.contains("<script") && !page.contains("https://"));
+    // A run without a transactional result shows nothing of it.
+    let (_store, dirs) = store_of_fixtures();
+    let plain = render(&dirs[0]);
+    assert!(!plain.contains("class=\"card tx-card\"") && !plain.contains("<svg class=\"tx-svg\""));
+    assert!(!plain.contains("Models ruled out"));
 }
 
 #[test]

@@ -121,12 +121,19 @@ pub(super) fn event_from_map(
             )))
         }
     };
-    let f_value = get("f").ok_or_else(|| missing("f"))?;
-    let f = name_of(f_value).ok_or_else(|| {
-        fail(format!(
-            "invalid :f {f_value}; expected a keyword or string"
-        ))
-    })?;
+    // Elle's transactional histories may leave `:f` out: a value that is a vector of micro-op
+    // vectors is a transaction.
+    let is_txn = matches!(get("value"), Some(Edn::Vector(mops))
+        if mops.iter().all(|m| matches!(m, Edn::Vector(_))));
+    let f = match get("f") {
+        None if is_txn => "txn".to_string(),
+        None => return Err(missing("f")),
+        Some(f_value) => name_of(f_value).ok_or_else(|| {
+            fail(format!(
+                "invalid :f {f_value}; expected a keyword or string"
+            ))
+        })?,
+    };
     let node = match get("node") {
         None => None,
         Some(v) => Some(name_of(v).ok_or_else(|| fail(format!("invalid :node {v}")))?),
@@ -237,7 +244,11 @@ fn write_event(out: &mut String, e: &Event) {
         write_value(out, key);
     }
     out.push_str(", :value ");
-    write_value(out, &e.value);
+    if e.f == "txn" {
+        write_micro_ops(out, &e.value);
+    } else {
+        write_value(out, &e.value);
+    }
     if let Some(node) = &e.node {
         out.push_str(", :node ");
         write_string(out, node);
@@ -260,6 +271,33 @@ fn write_name(out: &mut String, name: &str) {
     } else {
         write_string(out, name);
     }
+}
+
+/// A transaction's value as Elle writes it, micro-op names as keywords: `[[:append 3 7] [:r 4
+/// nil]]`, so that Elle reads it back as the same transaction.
+fn write_micro_ops(out: &mut String, value: &Value) {
+    let Some(mops) = value.as_array() else {
+        return write_value(out, value);
+    };
+    out.push('[');
+    for (i, mop) in mops.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        match mop.as_array().map(Vec::as_slice) {
+            Some([Value::String(f), rest @ ..]) => {
+                out.push('[');
+                write_name(out, f);
+                for part in rest {
+                    out.push(' ');
+                    write_value(out, part);
+                }
+                out.push(']');
+            }
+            _ => write_value(out, mop),
+        }
+    }
+    out.push(']');
 }
 
 fn write_value(out: &mut String, value: &Value) {
@@ -509,5 +547,25 @@ mod tests {
         assert_eq!(text.lines().count(), 5);
         assert_eq!(parse(&text).unwrap().events, history.events);
         assert_eq!(write(&History::default()), "[]\n");
+    }
+
+    #[test]
+    fn transactions_without_f_read_as_txn_and_write_back_as_elle_reads_them() {
+        let text = "{:index 1, :type :invoke, :process 2, :value [[:append 4 2] [:r 5 nil]]}\n\
+                    {:index 4, :type :ok, :process 2, :value [[:append 4 2] [:r 5 [1 2]]]}\n";
+        let history = parse(text).unwrap();
+        assert_eq!(history.events[0].f, "txn");
+        assert_eq!(
+            history.events[1].value,
+            serde_json::json!([["append", 4, 2], ["r", 5, [1, 2]]])
+        );
+        let written = write(&history);
+        assert!(
+            written.contains(":value [[:append 4 2] [:r 5 [1 2]]]"),
+            "{written}"
+        );
+        assert_eq!(parse(&written).unwrap().events, history.events);
+        let err = parse("{:type :invoke, :process 2, :value 3}").unwrap_err();
+        assert!(err.message.contains(":f"), "{err}");
     }
 }

@@ -7,6 +7,7 @@
 //! importers normalise the few ops whose meaning would otherwise be lost (documented where done).
 
 mod edn;
+mod elle_json;
 mod porcupine_etcd;
 mod porcupine_kv;
 
@@ -30,14 +31,17 @@ pub enum Format {
     PorcupineEtcd,
     /// Porcupine's key-value histories, one EDN map per line.
     PorcupineKv,
+    /// elle-cli's JSON: one array of op objects; transactions need no `f`.
+    ElleJson,
 }
 
 impl Format {
-    pub const ALL: [Format; 4] = [
+    pub const ALL: [Format; 5] = [
         Format::Jsonl,
         Format::Edn,
         Format::PorcupineEtcd,
         Format::PorcupineKv,
+        Format::ElleJson,
     ];
 
     pub fn name(self) -> &'static str {
@@ -46,13 +50,14 @@ impl Format {
             Format::Edn => "edn",
             Format::PorcupineEtcd => "porcupine-etcd",
             Format::PorcupineKv => "porcupine-kv",
+            Format::ElleJson => "elle-json",
         }
     }
 
     /// How the source that writes this format means its histories to be read.
     pub fn conventions(self) -> Conventions {
         match self {
-            Format::Jsonl => Conventions {
+            Format::Jsonl | Format::ElleJson => Conventions {
                 failures: FailureSemantics::DidNotHappen,
                 model: None,
                 init: None,
@@ -152,6 +157,11 @@ fn guess_from_content(head: &str) -> Option<Format> {
         } else {
             Format::Edn
         })
+    } else if first
+        .strip_prefix('[')
+        .is_some_and(|rest| rest.trim_start().starts_with("{\""))
+    {
+        Some(Format::ElleJson)
     } else if first.starts_with(['[', '(', '#']) {
         Some(Format::Edn)
     } else {
@@ -188,6 +198,7 @@ pub fn parse(format: Format, text: &str) -> Result<History, FormatError> {
         Format::Edn => edn::parse(text),
         Format::PorcupineEtcd => porcupine_etcd::parse(text),
         Format::PorcupineKv => porcupine_kv::parse(text),
+        Format::ElleJson => elle_json::parse(text),
     }
 }
 
@@ -203,7 +214,7 @@ mod tests {
         }
         let err = "knossos".parse::<Format>().unwrap_err();
         assert!(
-            err.contains("jsonl, edn, porcupine-etcd, porcupine-kv"),
+            err.contains("jsonl, edn, porcupine-etcd, porcupine-kv, elle-json"),
             "{err}"
         );
     }
@@ -245,6 +256,12 @@ mod tests {
         assert_eq!(guess("h.jsonl", ""), Some(Format::Jsonl));
         assert_eq!(guess("h.edn", "{\"process\":0}"), Some(Format::Jsonl));
         assert_eq!(guess("notes.txt", "hello\n"), None);
+        let elle = "[{\"index\":0,\"process\":0,\"type\":\"invoke\",\"value\":[[\"r\",1,null]]},\n";
+        assert_eq!(guess("h.json", elle), Some(Format::ElleJson));
+        assert_eq!(
+            guess("h.txt", "[ {\"type\":\"ok\"}]"),
+            Some(Format::ElleJson)
+        );
     }
 
     #[test]

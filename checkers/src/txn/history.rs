@@ -9,11 +9,13 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use crate::history::{Operation, Outcome};
 
-/// A key of the transactional store. Elle's generators use small integers; so do ours.
+/// A key of the transactional store. Elle's generators use small integers; so do ours. Keys
+/// written as strings (`"x"`) are numbered on import; [`TxnHistory::key_name`] gives them back.
 pub type Key = i64;
 /// An element appended to a list, or a value written to a register (unique per key).
 pub type Elem = i64;
@@ -109,6 +111,58 @@ pub struct Txn {
 pub struct TxnHistory {
     pub workload: TxnWorkload,
     pub txns: Vec<Txn>,
+    /// The names of keys the history wrote as strings, by the number they were given.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub key_names: BTreeMap<Key, String>,
+}
+
+impl TxnHistory {
+    /// A key as the history wrote it: `3`, or `x` for a string key.
+    pub fn key_name(&self, key: Key) -> String {
+        self.key_names
+            .get(&key)
+            .cloned()
+            .unwrap_or_else(|| key.to_string())
+    }
+}
+
+/// Numbers string keys: after the largest integer key, in order of first appearance.
+#[derive(Default)]
+struct KeyTable {
+    next: Key,
+    by_name: HashMap<String, Key>,
+    names: BTreeMap<Key, String>,
+}
+
+impl KeyTable {
+    fn new(ops: &[Operation]) -> KeyTable {
+        let largest = ops
+            .iter()
+            .filter_map(|op| op.input.as_array())
+            .flatten()
+            .filter_map(|mop| mop.get(1).and_then(Value::as_i64))
+            .max()
+            .unwrap_or(0);
+        KeyTable {
+            next: largest.saturating_add(1),
+            ..KeyTable::default()
+        }
+    }
+
+    fn key(&mut self, value: &Value) -> Option<Key> {
+        if let Some(k) = value.as_i64() {
+            return Some(k);
+        }
+        let name = value.as_str()?;
+        if let Some(&k) = self.by_name.get(name) {
+            return Some(k);
+        }
+        let k = self.next;
+        self.next += 1;
+        self.by_name.insert(name.to_string(), k);
+        self.names.insert(k, name.to_string());
+        Some(k)
+    }
 }
 
 /// A transactional history that cannot be read, with the operation it is about.
@@ -142,7 +196,8 @@ pub fn guess_workload(ops: &[Operation]) -> Result<TxnWorkload, TxnHistoryError>
     let mut appends = false;
     let mut writes = false;
     for op in ops.iter().filter(|op| is_txn_operation(op)) {
-        for mop in op.input.as_array().into_iter().flatten() {
+        let mops = op.input.as_array().into_iter().flatten();
+        for mop in mops.chain(op.output.as_array().into_iter().flatten()) {
             match mop.get(0).and_then(Value::as_str) {
                 Some("append") => appends = true,
                 Some("w") => writes = true,
@@ -169,6 +224,7 @@ pub fn txn_history(
     workload: TxnWorkload,
 ) -> Result<TxnHistory, TxnHistoryError> {
     let mut txns = Vec::new();
+    let mut keys = KeyTable::new(ops);
     for op in ops.iter().filter(|op| is_txn_operation(op)) {
         let source = if op.outcome == Outcome::Ok && op.output.is_array() {
             &op.output
@@ -180,7 +236,7 @@ pub fn txn_history(
             .as_array()
             .into_iter()
             .flatten()
-            .map(|m| parse_mop(m, workload, known))
+            .map(|m| parse_mop(m, workload, known, &mut keys))
             .collect::<Result<Vec<_>, String>>()
             .map_err(|message| TxnHistoryError {
                 invoke_index: Some(op.invoke_index),
@@ -197,10 +253,19 @@ pub fn txn_history(
             complete_index: op.complete_index,
         });
     }
-    Ok(TxnHistory { workload, txns })
+    Ok(TxnHistory {
+        workload,
+        txns,
+        key_names: keys.names,
+    })
 }
 
-fn parse_mop(mop: &Value, workload: TxnWorkload, known: bool) -> Result<Mop, String> {
+fn parse_mop(
+    mop: &Value,
+    workload: TxnWorkload,
+    known: bool,
+    keys: &mut KeyTable,
+) -> Result<Mop, String> {
     let parts = mop
         .as_array()
         .filter(|p| p.len() == 3)
@@ -208,9 +273,9 @@ fn parse_mop(mop: &Value, workload: TxnWorkload, known: bool) -> Result<Mop, Str
     let f = parts[0]
         .as_str()
         .ok_or_else(|| format!("micro-op {mop}: its function is not a string"))?;
-    let key = parts[1]
-        .as_i64()
-        .ok_or_else(|| format!("micro-op {mop}: keys must be integers"))?;
+    let key = keys
+        .key(&parts[1])
+        .ok_or_else(|| format!("micro-op {mop}: keys must be integers or strings"))?;
     let int = |v: &Value| {
         v.as_i64()
             .ok_or_else(|| format!("micro-op {mop}: values must be integers"))
@@ -253,5 +318,78 @@ fn parse_mop(mop: &Value, workload: TxnWorkload, known: bool) -> Result<Mop, Str
                 TxnWorkload::RwRegister => "w and r",
             }
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{Event, EventType, History};
+    use serde_json::json;
+
+    fn ops(events: Vec<(u64, EventType, Value)>) -> Vec<Operation> {
+        History::from_events(
+            events
+                .into_iter()
+                .map(|(p, kind, value)| Event::client(p, kind, "txn", value))
+                .collect(),
+        )
+        .operations()
+        .unwrap()
+    }
+
+    #[test]
+    fn reads_list_append_and_names_string_keys() {
+        let ops = ops(vec![
+            (
+                0,
+                EventType::Invoke,
+                json!([["append", "x", 1], ["r", 7, null]]),
+            ),
+            (
+                0,
+                EventType::Ok,
+                json!([["append", "x", 1], ["r", 7, null]]),
+            ),
+            (1, EventType::Invoke, json!([["r", "x", null]])),
+            (1, EventType::Info, json!([["r", "x", null]])),
+        ]);
+        assert_eq!(guess_workload(&ops), Ok(TxnWorkload::ListAppend));
+        let h = txn_history(&ops, TxnWorkload::ListAppend).unwrap();
+        assert_eq!(h.txns.len(), 2);
+        let x = h.txns[0].mops[0].key();
+        assert_eq!(
+            x, 8,
+            "string keys are numbered after the largest integer key"
+        );
+        assert_eq!(h.key_name(x), "x");
+        assert_eq!(h.key_name(7), "7");
+        assert_eq!(
+            h.txns[0].mops[1],
+            Mop::Read {
+                key: 7,
+                value: ReadValue::List(vec![])
+            }
+        );
+        assert_eq!(
+            h.txns[1].mops[0],
+            Mop::Read {
+                key: x,
+                value: ReadValue::Unknown
+            }
+        );
+    }
+
+    #[test]
+    fn refuses_micro_ops_of_the_other_workload() {
+        let ops = ops(vec![
+            (0, EventType::Invoke, json!([["w", 1, 1]])),
+            (0, EventType::Ok, json!([["w", 1, 1], ["append", 1, 2]])),
+        ]);
+        assert!(guess_workload(&ops).is_err());
+        let err = txn_history(&ops, TxnWorkload::RwRegister).unwrap_err();
+        assert!(err.message.contains("w and r"), "{err}");
+        let err = txn_history(&ops, TxnWorkload::ListAppend).unwrap_err();
+        assert!(err.message.contains("append and r"), "{err}");
     }
 }

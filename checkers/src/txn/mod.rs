@@ -7,6 +7,8 @@
 //! - [`order`]: realtime and process edges; [`graph`]: the adjacency and its components;
 //!   [`cycles`]: the shortest cycle of each kind; [`models`]: Elle's lattice of models.
 //! - [`explain`]: every edge and anomaly in words.
+//! - [`reference`]: a brute-force serializability oracle, for tests; [`synth`]: large synthetic
+//!   histories, for benchmarks.
 
 mod anomalies;
 mod cycles;
@@ -16,8 +18,10 @@ pub mod history;
 mod list_append;
 mod models;
 mod order;
+pub mod reference;
 pub mod result;
 mod rw_register;
+pub mod synth;
 
 pub use history::{
     guess_workload, is_txn_operation, txn_history, Elem, Key, Mop, ReadValue, Txn, TxnHistory,

@@ -110,6 +110,7 @@ mod tests {
     fn realtime_edges_are_reduced_but_keep_the_order() {
         // T0 [0,1], T1 [2,5], T2 [3,4], T3 [6,7], T4 [8, info]
         let h = TxnHistory {
+            key_names: Default::default(),
             workload: TxnWorkload::ListAppend,
             txns: vec![
                 txn(0, 0, 0, Some(1), Outcome::Ok),
@@ -140,6 +141,7 @@ mod tests {
     #[test]
     fn process_edges_skip_over_info_but_not_from_it() {
         let h = TxnHistory {
+            key_names: Default::default(),
             workload: TxnWorkload::ListAppend,
             txns: vec![
                 txn(0, 0, 0, Some(1), Outcome::Ok),

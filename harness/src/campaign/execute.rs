@@ -5,8 +5,9 @@
 //!
 //! Exit codes: 0 when every run met its expectation, 1 when any missed, 3 on an error.
 
+use super::record::{self, CampaignRecord, RunRecord};
+use super::shard::Shard;
 use super::{Campaign, Expect, PlannedRun};
-use crate::{EXIT_ERROR, EXIT_INVALID, EXIT_VALID};
 use anyhow::Context;
 use serde_json::Value;
 use std::collections::VecDeque;
@@ -21,6 +22,10 @@ pub struct Options {
     /// Runs at once (local and docker clusters made per run allow several).
     pub parallel: usize,
     pub junit: Option<PathBuf>,
+    /// The slice of the campaign these runs are (`Shard::WHOLE` unless `--shard`).
+    pub shard: Shard,
+    /// Every run of the whole campaign, when `campaign.runs` holds one shard of it.
+    pub planned: Vec<String>,
 }
 
 /// What became of one run.
@@ -122,16 +127,46 @@ fn last_error(log: &Path) -> String {
         .to_string()
 }
 
+impl Outcome {
+    fn record(&self, store: &Path) -> RunRecord {
+        let relative = |p: &Path| p.strip_prefix(store).unwrap_or(p).to_path_buf();
+        let dir = self.dir.as_deref().map(|d| {
+            let store = std::fs::canonicalize(store).unwrap_or_else(|_| store.to_path_buf());
+            d.strip_prefix(&store).unwrap_or(d).to_path_buf()
+        });
+        RunRecord {
+            name: self.run.name.clone(),
+            label: self.run.label.clone(),
+            target: self.run.spec.def.name.clone(),
+            expect: self.run.expect,
+            verdict: self.verdict.clone(),
+            code: self.code,
+            met: self.met,
+            seconds: record::seconds(Duration::from_secs_f64(self.seconds)),
+            reason: self.reason.clone(),
+            slo: self.slo.clone(),
+            dir,
+            log: relative(&self.log),
+        }
+    }
+}
+
 /// Runs every run of `campaign` and reports; returns the exit code.
 pub fn run(campaign: Campaign, options: Options) -> anyhow::Result<u8> {
     let started = Instant::now();
     let store = campaign.runs[0].spec.store.clone();
-    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+    let now = std::time::SystemTime::now();
+    let stamp = humantime::format_rfc3339_seconds(now)
         .to_string()
         .replace([':', '-'], "");
+    let shard_suffix = if options.shard == Shard::WHOLE {
+        String::new()
+    } else {
+        format!("-shard{}of{}", options.shard.index, options.shard.count)
+    };
     let work = store
         .join("campaigns")
-        .join(format!("{}-{stamp}", campaign.name));
+        .join(format!("{}-{stamp}{shard_suffix}", campaign.name));
     for sub in ["specs", "logs"] {
         std::fs::create_dir_all(work.join(sub))
             .with_context(|| format!("cannot create {}", work.join(sub).display()))?;
@@ -230,11 +265,29 @@ pub fn run(campaign: Campaign, options: Options) -> anyhow::Result<u8> {
             .unwrap_or(usize::MAX)
     });
     let interrupted = stop.load(Ordering::SeqCst);
-    let not_run = total - outcomes.len();
-    let summary = summary(&campaign.name, &outcomes, not_run, started.elapsed());
+    let record = CampaignRecord {
+        campaign: campaign.name.clone(),
+        shard: options.shard,
+        planned: if options.planned.is_empty() {
+            campaign.runs.iter().map(|r| r.name.clone()).collect()
+        } else {
+            options.planned.clone()
+        },
+        runs: outcomes.iter().map(|o| o.record(&store)).collect(),
+        not_run: campaign
+            .runs
+            .iter()
+            .filter(|r| !outcomes.iter().any(|o| o.run.name == r.name))
+            .map(|r| r.name.clone())
+            .collect(),
+        started: humantime::format_rfc3339_seconds(now).to_string(),
+        seconds: record::seconds(started.elapsed()),
+    };
+    record.write(&work)?;
+    let summary = record.summary();
     print!("{summary}");
     std::fs::write(work.join("summary.txt"), &summary)?;
-    let junit = reports::junit::render(&campaign.name, &cases(&campaign.name, &outcomes));
+    let junit = record.junit(&store);
     std::fs::write(work.join("junit.xml"), &junit)?;
     if let Some(path) = &options.junit {
         std::fs::write(path, &junit)
@@ -249,13 +302,7 @@ pub fn run(campaign: Campaign, options: Options) -> anyhow::Result<u8> {
         store.join("index.html").display(),
         work.display()
     );
-    Ok(if interrupted || not_run > 0 {
-        EXIT_ERROR
-    } else if outcomes.iter().any(|o| !o.met) {
-        EXIT_INVALID
-    } else {
-        EXIT_VALID
-    })
+    Ok(record.exit_code(interrupted))
 }
 
 /// Stops handing out runs on Ctrl-C; the runs under way get the signal too and stop cleanly.
@@ -272,73 +319,6 @@ fn watch_interrupt(stop: Arc<AtomicBool>) {
             stop.store(true, Ordering::SeqCst);
         }
     });
-}
-
-/// The table printed at the end.
-pub fn summary(name: &str, outcomes: &[Outcome], not_run: usize, took: Duration) -> String {
-    use std::fmt::Write;
-    let met = outcomes.iter().filter(|o| o.met).count();
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "campaign {name}: {} runs, {met} as expected, {} missed{} ({:.0} s)",
-        outcomes.len() + not_run,
-        outcomes.len() - met,
-        if not_run > 0 {
-            format!(", {not_run} not run")
-        } else {
-            String::new()
-        },
-        took.as_secs_f64()
-    );
-    let width = outcomes.iter().map(|o| o.run.name.len()).max().unwrap_or(3);
-    let _ = writeln!(
-        out,
-        "  {:<width$}  {:<8} {:<8} {:<12} {:<7} {:>6}",
-        "run", "expect", "verdict", "slo", "result", "time"
-    );
-    for o in outcomes {
-        let _ = writeln!(
-            out,
-            "  {:<width$}  {:<8} {:<8} {:<12} {:<7} {:>5.1}s",
-            o.run.name,
-            o.run.expect.name(),
-            o.verdict,
-            o.slo,
-            if o.met { "ok" } else { "MISSED" },
-            o.seconds
-        );
-    }
-    out
-}
-
-fn cases(campaign: &str, outcomes: &[Outcome]) -> Vec<reports::junit::Case> {
-    outcomes
-        .iter()
-        .map(|o| {
-            let report = o
-                .dir
-                .as_ref()
-                .map(|d| d.join("report.html").display().to_string())
-                .unwrap_or_else(|| o.log.display().to_string());
-            reports::junit::Case {
-                name: o.run.name.clone(),
-                classname: format!("{campaign}.{}", o.run.spec.def.name),
-                seconds: o.seconds,
-                failure: (!o.met).then(|| reports::junit::Failure {
-                    message: o.reason.clone(),
-                    text: format!(
-                        "expected {}, got {} (exit {:?}, SLO {}); report: {report}",
-                        o.run.expect.name(),
-                        o.verdict,
-                        o.code,
-                        o.slo
-                    ),
-                }),
-                output: format!("{} · {report}", o.verdict),
-            }
-        })
-        .collect()
 }
 
 #[cfg(test)]

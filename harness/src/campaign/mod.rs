@@ -21,6 +21,9 @@
 //! once, naming the entry and the setting.
 
 pub mod execute;
+pub mod merge;
+pub mod record;
+pub mod shard;
 
 use crate::spec::{RunSpec, SpecFile};
 use anyhow::{bail, Context};
@@ -28,7 +31,7 @@ use serde::Deserialize;
 use std::path::Path;
 
 /// What a run must come out as for the campaign to pass.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Expect {
     /// Safe (and, where SLOs are declared, within them).
@@ -124,12 +127,32 @@ fn slug(text: &str) -> String {
 impl Campaign {
     /// Reads and expands a campaign file; `store` (if given) overrides every run's store.
     pub fn load(path: &Path, store: Option<&Path>) -> anyhow::Result<Campaign> {
+        Campaign::load_with(path, store, None)
+    }
+
+    /// As [`Campaign::load`]; with a `seed_salt`, runs whose seed the file leaves open get one
+    /// derived from the salt and their place in the matrix instead of a random one, so that
+    /// every shard of a sharded campaign expands it alike.
+    pub fn load_with(
+        path: &Path,
+        store: Option<&Path>,
+        seed_salt: Option<&str>,
+    ) -> anyhow::Result<Campaign> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read campaign {}", path.display()))?;
-        Campaign::parse(&text, store).with_context(|| format!("campaign {}", path.display()))
+        Campaign::parse_with(&text, store, seed_salt)
+            .with_context(|| format!("campaign {}", path.display()))
     }
 
     pub fn parse(text: &str, store: Option<&Path>) -> anyhow::Result<Campaign> {
+        Campaign::parse_with(text, store, None)
+    }
+
+    pub fn parse_with(
+        text: &str,
+        store: Option<&Path>,
+        seed_salt: Option<&str>,
+    ) -> anyhow::Result<Campaign> {
         let file: CampaignFile = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
         if file.name.is_empty() || slug(&file.name) != file.name {
             bail!(
@@ -146,7 +169,7 @@ impl Campaign {
         let mut runs = Vec::new();
         for (i, entry) in file.runs.into_iter().enumerate() {
             let at = format!("[[runs]] #{}", i + 1);
-            expand(&file.name, i, entry, &defaults, store, &mut runs)
+            expand(&file.name, i, entry, &defaults, store, seed_salt, &mut runs)
                 .with_context(|| at.clone())?;
         }
         if runs.is_empty() {
@@ -174,6 +197,7 @@ fn expand(
     mut entry: toml::Table,
     defaults: &SpecFile,
     store: Option<&Path>,
+    seed_salt: Option<&str>,
     runs: &mut Vec<PlannedRun>,
 ) -> anyhow::Result<()> {
     let mut matrix = toml::Table::new();
@@ -261,6 +285,13 @@ fn expand(
                         settings.workload = workload.clone().or(settings.workload);
                         settings.nemesis = faults.clone().or(settings.nemesis);
                         settings.seed = seed.or(settings.seed);
+                        if let (None, Some(salt)) = (settings.seed, seed_salt) {
+                            let place = format!(
+                                "{index}/{:?}/{:?}/{:?}/{repeat}",
+                                settings.target, settings.workload, settings.nemesis
+                            );
+                            settings.seed = Some(shard::derived_seed(salt, &[campaign, &place]));
+                        }
                         if let Some(store) = store {
                             settings.store = Some(store.to_path_buf());
                         }

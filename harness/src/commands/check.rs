@@ -1,4 +1,5 @@
-//! `fissure check`: load a history in any supported format and check it for linearizability.
+//! `fissure check`: load a history in any supported format and check it for linearizability
+//! (transactional histories go to [`super::check_txn`]).
 
 use super::check_output;
 use super::history_file;
@@ -42,6 +43,9 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         .history
         .operations()
         .map_err(|e| anyhow!("{path}: {e}"))?;
+    if super::check_txn::applies(&args, &ops) {
+        return super::check_txn::run(&args, &loaded, &ops);
+    }
     let conventions = loaded.format.conventions();
     let model = match args.model.or(conventions.model) {
         Some(model) => model,

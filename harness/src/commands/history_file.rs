@@ -40,7 +40,7 @@ pub fn load(path: &Path, format: Option<Format>) -> anyhow::Result<Loaded> {
             formats::guess_format(&path, &head).ok_or_else(|| {
                 anyhow!(
                     "{shown}: cannot tell the history's format; pass --format jsonl, edn, \
-                     porcupine-etcd or porcupine-kv"
+                     porcupine-etcd, porcupine-kv or elle-json"
                 )
             })?
         }

@@ -2,6 +2,7 @@
 
 pub mod check;
 mod check_output;
+mod check_txn;
 mod cluster;
 mod convert;
 mod doctor;
@@ -48,6 +49,9 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Check(args) => check::run(args),
         Command::Convert(args) => convert::run(args),
         Command::Campaign(args) => campaign(args),
+        Command::Merge(args) => {
+            crate::campaign::merge::merge(&args.stores, &args.into, args.junit.as_deref())
+        }
         Command::Report(args) => report::report(args),
         Command::Serve(args) => report::serve(args),
         Command::Cluster { action } => cluster::run(action),
@@ -67,7 +71,17 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
 
 /// `fissure campaign`.
 fn campaign(args: crate::cli::CampaignArgs) -> anyhow::Result<u8> {
-    let campaign = crate::campaign::Campaign::load(&args.file, args.store.as_deref())?;
+    use crate::campaign::shard::{self, Shard};
+    let salt = args
+        .shard
+        .map(|_| args.seed_salt.clone().unwrap_or_default());
+    let mut campaign =
+        crate::campaign::Campaign::load_with(&args.file, args.store.as_deref(), salt.as_deref())?;
+    let planned: Vec<String> = campaign.runs.iter().map(|r| r.name.clone()).collect();
+    let shard = args.shard.unwrap_or(Shard::WHOLE);
+    if shard != Shard::WHOLE {
+        campaign.runs = shard::select(std::mem::take(&mut campaign.runs), shard)?;
+    }
     if args.list {
         for run in &campaign.runs {
             println!("{}  expect {}", run.name, run.expect.name());
@@ -82,6 +96,8 @@ fn campaign(args: crate::cli::CampaignArgs) -> anyhow::Result<u8> {
         crate::campaign::execute::Options {
             parallel: args.parallel,
             junit: args.junit,
+            shard,
+            planned,
         },
     )
 }
