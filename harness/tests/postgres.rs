@@ -5,7 +5,10 @@
 //! snapshot isolation forbids; read committed checked against snapshot isolation must show what
 //! snapshot isolation forbids. Each run starts its own server in its own store and stops it.
 //!
-//! Without PostgreSQL the tests pass with a note, unless `FISSURE_REQUIRE_POSTGRES=1`, when they
+//! On a docker node (the node image with the `postgresql` package) it runs as on the local
+//! backend, libfaketime preloaded for clock faults.
+//!
+//! Without PostgreSQL the local tests pass with a note, unless `FISSURE_REQUIRE_POSTGRES=1`, when they
 //! fail saying what to install.
 
 use std::path::{Path, PathBuf};
@@ -15,6 +18,9 @@ use serde_json::Value;
 #[path = "support/cli.rs"]
 mod cli;
 use cli::{fissure, text};
+#[path = "support/docker.rs"]
+mod docker_support;
+use docker_support::docker_available;
 
 const POSTGRES: &str = "/usr/lib/postgresql/15/bin/postgres";
 
@@ -186,4 +192,24 @@ fn serializable_survives_kills_and_pauses() {
     assert!(faults >= 2, "{faults} faults applied: {stdout}");
     let (_, _, ok) = isolation(&results);
     assert!(ok > 100, "only {ok} transactions ok: {stdout}");
+}
+
+/// In a container of the node image with the `postgresql` package (built once, then cached),
+/// under kills, pauses and clock faults: libfaketime is preloaded there, and must not stop the
+/// server from starting as the postgres user.
+#[test]
+fn serializable_on_docker_under_kills_pauses_and_clock_faults() {
+    if !docker_available("postgres_on_docker") {
+        return;
+    }
+    let store = tempfile::tempdir().unwrap();
+    let (code, stdout, results) = run(
+        store.path(),
+        "--backend docker --set isolation=serializable --nemesis kill,pause,clock \
+         --nemesis-interval 2s --seed 4",
+    );
+    assert_eq!(code, Some(0), "{stdout}");
+    let faults = results["run"]["faults_applied"].as_u64().unwrap_or(0);
+    assert!(faults >= 2, "{faults} faults applied: {stdout}");
+    assert!(isolation(&results).2 > 100, "{stdout}");
 }
