@@ -80,7 +80,8 @@ pub struct SpecFile {
     /// ones [default: $FISSURE_VAGRANT_BOX, else debian/bookworm64; Fissure's node image].
     #[arg(long)]
     pub vagrant_box: Option<String>,
-    /// Cluster size [default: 5].
+    /// Cluster size [default: 5, or the nearest size the target runs on: 1 for postgres and
+    /// echo].
     #[arg(long)]
     pub nodes: Option<usize>,
     /// How long faults and clients run (then heal, recovery, final reads) [default: 30s].
@@ -541,7 +542,7 @@ impl SpecFile {
                 .map_err(|e| anyhow::anyhow!("cluster: {e:#}"))?
                 .nodes
                 .len(),
-            (None, None) => defaults::NODES,
+            (None, None) => defaults::NODES.clamp(def.min_nodes, def.max_nodes),
         };
         def.check_nodes(nodes)
             .map_err(|e| anyhow::anyhow!("nodes: {e}"))?;

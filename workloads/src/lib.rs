@@ -17,6 +17,7 @@ pub mod bank;
 pub mod client;
 pub mod etcd;
 pub mod generator;
+pub mod postgres;
 pub mod register;
 pub mod set;
 pub mod txn;

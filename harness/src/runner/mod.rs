@@ -77,6 +77,7 @@ pub fn client_factory(
             ClientKind::Etcd(etcd) => {
                 workloads::etcd::etcd_client(kind, format!("http://{addr}"), etcd)
             }
+            ClientKind::Postgres(pg) => workloads::postgres::postgres_client(kind, addr, pg),
             ClientKind::Adapter(pool) => pool.client(process, node.clone(), addr.clone()),
         };
         (client, node.clone())
@@ -88,6 +89,7 @@ enum ClientKind {
     /// Fissure's own protocol, for a mode of its node binary.
     Bundled(String),
     Etcd(workloads::etcd::EtcdOptions),
+    Postgres(workloads::postgres::PostgresOptions),
     /// A program speaking the adapter protocol (docs/adapters.md).
     Adapter(workloads::adapter::AdapterPool),
 }
@@ -122,6 +124,13 @@ impl ClientKind {
                     Some("serializable") => workloads::etcd::EtcdReads::Serializable,
                     _ => workloads::etcd::EtcdReads::Linearizable,
                 },
+                ..Default::default()
+            }),
+            Some("postgres") => ClientKind::Postgres(workloads::postgres::PostgresOptions {
+                // The target file's choices are the client's levels.
+                isolation: (spec.options.get("isolation"))
+                    .and_then(|level| level.parse().ok())
+                    .unwrap_or_default(),
                 ..Default::default()
             }),
             _ => ClientKind::Bundled(spec.def.bundled.clone().unwrap_or_default()),

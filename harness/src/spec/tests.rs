@@ -17,6 +17,30 @@ fn defaults_are_a_raft_register_test_under_partitions_and_kills() {
 }
 
 #[test]
+fn a_target_of_one_node_defaults_to_one_node() {
+    let spec = SpecFile {
+        target: Some("postgres".into()),
+        ..Default::default()
+    }
+    .resolve()
+    .unwrap();
+    assert_eq!(spec.nodes, 1);
+    assert_eq!(spec.workload.to_string(), "append");
+    // Partitions need two nodes; the default faults keep what one server can take.
+    let faults: Vec<String> = spec.nemesis.iter().map(|f| f.to_string()).collect();
+    assert_eq!(faults, ["kill"]);
+    let err = SpecFile {
+        target: Some("postgres".into()),
+        nodes: Some(3),
+        ..Default::default()
+    }
+    .resolve()
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("exactly 1 node"), "{err}");
+}
+
+#[test]
 fn toml_is_read_and_flags_override_it() {
     let file = toml(
         r#"

@@ -1,8 +1,8 @@
 //! Targets defined in files: what a system under test is, how it is installed, started, found,
 //! faulted and read, and which client drives it (`fissure target list|show|check`).
 //!
-//! Every target is a TOML file. Fissure ships five (`targets/defs/`: its own raft-kv, quorum,
-//! twopc and echo, and etcd from Debian's packages), and `--target path.toml` takes any other. A
+//! Every target is a TOML file. Fissure ships six (`targets/defs/`: its own raft-kv, quorum,
+//! twopc and echo, and etcd and PostgreSQL from Debian's packages), and `--target path.toml` takes any other. A
 //! bundled target (`bundled = "raft-kv"`) runs a mode of Fissure's own node binary, whose common
 //! flags (id, listen addresses, peers, data dir) the backend adds; its file gives the rest (`args`).
 //! Any other target gives its whole `start` command. Commands are Tera templates rendered per node
@@ -240,7 +240,8 @@ pub struct Ready {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct ClientDef {
-    /// A client built into Fissure: `fissure-node` (the bundled targets' protocol) or `etcd`.
+    /// A client built into Fissure: `fissure-node` (the bundled targets' protocol), `etcd` or
+    /// `postgres`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub builtin: Option<String>,
     /// A program speaking the adapter protocol (docs/adapters.md), relative paths from the
@@ -260,7 +261,7 @@ pub struct AdapterDef {
 }
 
 /// The built-in clients.
-pub const BUILTIN_CLIENTS: &[&str] = &["fissure-node", "etcd"];
+pub const BUILTIN_CLIENTS: &[&str] = &["fissure-node", "etcd", "postgres"];
 /// The modes of Fissure's node binary.
 pub const BUNDLED_MODES: &[&str] = &["raft-kv", "quorum", "twopc", "echo"];
 
@@ -406,6 +407,11 @@ impl TargetDef {
             (Some(b), None) if b == "etcd" => {
                 if let Some(w) = (self.workloads.iter()).find(|w| *w != "register" && *w != "set") {
                     bail!("workloads: the etcd client runs register and set, not {w}");
+                }
+            }
+            (Some(b), None) if b == "postgres" => {
+                if let Some(w) = (self.workloads.iter()).find(|w| *w != "append" && *w != "wr") {
+                    bail!("workloads: the postgres client runs append and wr, not {w}");
                 }
             }
             (Some(b), None) if !BUILTIN_CLIENTS.contains(&b.as_str()) => bail!(

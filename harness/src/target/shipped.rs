@@ -10,6 +10,10 @@ const SHIPPED: &[(&str, &str)] = &[
     ("twopc", include_str!("../../../targets/defs/twopc.toml")),
     ("echo", include_str!("../../../targets/defs/echo.toml")),
     ("etcd", include_str!("../../../targets/defs/etcd.toml")),
+    (
+        "postgres",
+        include_str!("../../../targets/defs/postgres.toml"),
+    ),
 ];
 
 /// The shipped targets' names.

@@ -265,3 +265,43 @@ adapter = { program = "python3", args = ["client.py"] }
         "{err}"
     );
 }
+
+#[test]
+fn postgres_runs_as_its_own_user_and_promises_what_its_isolation_level_does() {
+    use checkers::txn::ConsistencyModel;
+    let def = Target::find("postgres").unwrap().def;
+    let start = render(def.node.start.as_ref().unwrap(), &sample(&def)).unwrap();
+    // PostgreSQL refuses root: setpriv (which execs, so the kept pid is the postmaster's).
+    assert!(start.starts_with("sh -c '"), "{start}");
+    assert!(start.contains("setpriv --reuid=postgres"), "{start}");
+    assert!(
+        start.contains("exec $as $bin/postgres -D \"$d\" -p 5432"),
+        "{start}"
+    );
+    // Every fault reaches the backends too, not only the postmaster.
+    for hook in [&def.node.kill, &def.node.pause, &def.node.resume] {
+        assert!(hook.as_ref().unwrap().contains("pkill"), "{hook:?}");
+    }
+    let model = |isolation: &str| {
+        let options = def
+            .options_for(&[format!("isolation={isolation}")])
+            .unwrap();
+        def.consistency_model(&options).unwrap()
+    };
+    assert_eq!(model("serializable"), ConsistencyModel::Serializable);
+    assert_eq!(
+        model("repeatable-read"),
+        ConsistencyModel::SnapshotIsolation
+    );
+    assert_eq!(model("read-committed"), ConsistencyModel::ReadCommitted);
+    assert!(def.options_for(&["isolation=snapshot".into()]).is_err());
+    // One server: partitions are refused with the reason, and the client runs transactions only.
+    let why = def
+        .cannot(FaultKind::Partition, BackendKind::Docker)
+        .unwrap();
+    assert!(why.contains("one server"), "{why}");
+    let mut register = def.clone();
+    register.workloads.push("register".into());
+    let err = register.validate().unwrap_err().to_string();
+    assert!(err.contains("postgres client runs append and wr"), "{err}");
+}
