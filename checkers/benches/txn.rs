@@ -2,11 +2,12 @@
 //! (`checkers::txn::synth`): for each size, a valid history and one with a single planted G-single.
 //!
 //! Each history is written as `history.jsonl`, then checked in fresh processes (this binary
-//! again) so peak RSS (VmHWM) is that one check's: reading and parsing the file into transactions,
-//! then `check_txn` against strict serializability, each timed, and its peak taken, on its own
-//! (parsing also shown as the part spent reading JSON Lines into events, before pairing and
-//! reading micro-ops; "+added" is how far the check's peak rose above the RSS it started from, the
-//! largest over the runs). The figures are what `fissure check` would spend, minus its printing.
+//! again) so peak RSS (VmHWM) is that one check's: reading the file into transactions the way
+//! `fissure check` does (`read_txn_jsonl`, one line at a time), then `check_txn` against strict
+//! serializability, each timed, and its peak taken, on its own ("+added" is how far the check's
+//! peak rose above the RSS it started from, the largest over the runs). The figures are what
+//! `fissure check` would spend, minus its printing. `FISSURE_TXN_BENCH_PARSE=general` reads the
+//! file the general way instead (`read_jsonl`, pairing, `txn_history`), for comparison.
 //!
 //! `cargo bench -p checkers --bench txn` runs 100k and 1M transactions;
 //! `FISSURE_TXN_BENCH_SIZES=10000,100000` picks sizes, `FISSURE_TXN_BENCH_PROCESSES` the
@@ -16,7 +17,9 @@
 
 use checkers::history::read_jsonl;
 use checkers::txn::synth::{list_append_events, PlantedGSingle, SynthOptions};
-use checkers::txn::{check_txn, txn_history, AnomalyKind, TxnCheckOptions, TxnWorkload};
+use checkers::txn::{
+    check_txn, read_txn_jsonl, txn_history, AnomalyKind, TxnCheckOptions, TxnHistory, TxnWorkload,
+};
 use serde_json::json;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
@@ -62,19 +65,24 @@ fn main() {
         .unwrap_or(3);
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
-        "{} processes; median of {runs} runs, each in a fresh process; load average {}",
+        "{} processes; parsing {}; median of {runs} runs, each in a fresh process; load average {}",
         processes,
+        if general_parse() {
+            "the general way (read_jsonl, pairing, txn_history)"
+        } else {
+            "streamed (read_txn_jsonl), as fissure check does"
+        },
         load.split_whitespace()
             .take(3)
             .collect::<Vec<_>>()
             .join(" ")
     );
     println!(
-        "{:>9} {:<9} {:>7} {:>17} {:>8} {:>31} {:>8}  G-single found",
+        "{:>9} {:<9} {:>7} {:>8} {:>8} {:>31} {:>8}  G-single found",
         "txns",
         "history",
         "file MB",
-        "parse s (jsonl)",
+        "parse s",
         "check s",
         "peak MiB parse / check (+added)",
         "verdict"
@@ -115,9 +123,8 @@ fn main() {
                 (Some(_), _) => format!("NO (anomalies {})", figures["anomalies"]),
             };
             println!(
-                "{txns:>9} {variant:<9} {mb:>7.1} {:>8.2} ({:>6.2}) {:>8.2} {:>14.0} / {:>6.0} ({:>+6.0}) {:>8}  {found}",
+                "{txns:>9} {variant:<9} {mb:>7.1} {:>8.2} {:>8.2} {:>14.0} / {:>6.0} ({:>+6.0}) {:>8}  {found}",
                 median("parse_s"),
-                median("read_jsonl_s"),
                 median("check_s"),
                 median("parse_peak_mb"),
                 median("check_peak_mb"),
@@ -157,16 +164,22 @@ fn run_child(path: &Path, planted: Option<&PlantedGSingle>) -> serde_json::Value
     serde_json::from_slice(&output.stdout).expect("the child prints its figures as JSON")
 }
 
+/// Set to `general` to read histories the general way.
+fn general_parse() -> bool {
+    std::env::var("FISSURE_TXN_BENCH_PARSE").is_ok_and(|p| p == "general")
+}
+
 fn child(path: &Path) {
     let started = Instant::now();
-    let history = read_jsonl(BufReader::new(File::open(path).expect("open the history")))
-        .expect("the history reads");
-    let read_s = started.elapsed().as_secs_f64();
-    let ops = history.operations().expect("the history pairs");
-    drop(history);
-    let pair_s = started.elapsed().as_secs_f64() - read_s;
-    let txns = txn_history(&ops, TxnWorkload::ListAppend).expect("the transactions read");
-    drop(ops);
+    let file = BufReader::with_capacity(1 << 20, File::open(path).expect("open the history"));
+    let txns: TxnHistory = if general_parse() {
+        let history = read_jsonl(file).expect("the history reads");
+        let ops = history.operations().expect("the history pairs");
+        drop(history);
+        txn_history(&ops, TxnWorkload::ListAppend).expect("the transactions read")
+    } else {
+        read_txn_jsonl(file, None).expect("the transactions read")
+    };
     let parse_s = started.elapsed().as_secs_f64();
     let parse_peak_mb = status_mb("VmHWM");
     // Linux resets the peak (VmHWM) to the current RSS on "5": the check's own peak then counts the
@@ -198,8 +211,6 @@ fn child(path: &Path) {
     });
     let figures = json!({
         "parse_s": parse_s,
-        "read_jsonl_s": read_s,
-        "pair_s": pair_s,
         "check_s": check_s,
         "parse_peak_mb": parse_peak_mb,
         // Without the reset, the check's own peak is not known (printed as NaN).

@@ -6,7 +6,7 @@
 //! Checkers work on [`Operation`]s, which pair each invocation with its completion.
 
 mod jsonl;
-mod pairing;
+pub(crate) mod pairing;
 
 pub use jsonl::{read_jsonl, write_jsonl, JsonlError};
 pub use pairing::PairingError;

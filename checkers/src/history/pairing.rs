@@ -36,13 +36,7 @@ pub(super) fn pair(history: &History) -> Result<Vec<Operation>, PairingError> {
                     let prev_op = &ops[prev];
                     return Err(error(
                         pos,
-                        format!(
-                            "process {process} invokes {:?} while its {:?} from {} is still open; \
-                             a process may have only one operation in flight",
-                            event.f,
-                            prev_op.f,
-                            history.locate(prev_op.call)
-                        ),
+                        double_invoke(process, &event.f, &prev_op.f, &history.locate(prev_op.call)),
                     ));
                 }
                 open.insert(process, ops.len());
@@ -50,25 +44,13 @@ pub(super) fn pair(history: &History) -> Result<Vec<Operation>, PairingError> {
             }
             kind => {
                 let Some(id) = open.remove(&process) else {
-                    return Err(error(
-                        pos,
-                        format!(
-                            "process {process} completes {:?} ({}) without an open invocation",
-                            event.f,
-                            kind.as_str()
-                        ),
-                    ));
+                    return Err(error(pos, orphan_completion(process, &event.f, kind)));
                 };
                 let op = &mut ops[id];
                 if op.f != event.f {
                     return Err(error(
                         pos,
-                        format!(
-                            "process {process} completes {:?} but invoked {:?} at {}",
-                            event.f,
-                            op.f,
-                            history.locate(op.call)
-                        ),
+                        other_completion(process, &event.f, &op.f, &history.locate(op.call)),
                     ));
                 }
                 op.outcome = match kind {
@@ -90,6 +72,27 @@ pub(super) fn pair(history: &History) -> Result<Vec<Operation>, PairingError> {
         }
     }
     Ok(ops)
+}
+
+// The pairing rules' complaints, shared with readers that pair as they go
+// (`txn::read_txn_jsonl`); `at` says where the earlier invocation is.
+
+pub(crate) fn double_invoke(process: u64, f: &str, open_f: &str, at: &str) -> String {
+    format!(
+        "process {process} invokes {f:?} while its {open_f:?} from {at} is still open; \
+         a process may have only one operation in flight"
+    )
+}
+
+pub(crate) fn orphan_completion(process: u64, f: &str, kind: EventType) -> String {
+    format!(
+        "process {process} completes {f:?} ({}) without an open invocation",
+        kind.as_str()
+    )
+}
+
+pub(crate) fn other_completion(process: u64, f: &str, invoked_f: &str, at: &str) -> String {
+    format!("process {process} completes {f:?} but invoked {invoked_f:?} at {at}")
 }
 
 fn new_operation(id: usize, process: u64, pos: usize, event: &Event) -> Operation {

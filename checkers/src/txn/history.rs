@@ -9,9 +9,10 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 
+use super::mops::{self, Guess, KeyTable};
 use crate::history::{Operation, Outcome};
 
 /// A key of the transactional store. Elle's generators use small integers; so do ours. Keys
@@ -126,45 +127,6 @@ impl TxnHistory {
     }
 }
 
-/// Numbers string keys: after the largest integer key, in order of first appearance.
-#[derive(Default)]
-struct KeyTable {
-    next: Key,
-    by_name: HashMap<String, Key>,
-    names: BTreeMap<Key, String>,
-}
-
-impl KeyTable {
-    fn new(ops: &[Operation]) -> KeyTable {
-        let largest = ops
-            .iter()
-            .filter_map(|op| op.input.as_array())
-            .flatten()
-            .filter_map(|mop| mop.get(1).and_then(Value::as_i64))
-            .max()
-            .unwrap_or(0);
-        KeyTable {
-            next: largest.saturating_add(1),
-            ..KeyTable::default()
-        }
-    }
-
-    fn key(&mut self, value: &Value) -> Option<Key> {
-        if let Some(k) = value.as_i64() {
-            return Some(k);
-        }
-        let name = value.as_str()?;
-        if let Some(&k) = self.by_name.get(name) {
-            return Some(k);
-        }
-        let k = self.next;
-        self.next += 1;
-        self.by_name.insert(name.to_string(), k);
-        self.names.insert(k, name.to_string());
-        Some(k)
-    }
-}
-
 /// A transactional history that cannot be read, with the operation it is about.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TxnHistoryError {
@@ -193,55 +155,44 @@ pub fn is_txn_operation(op: &Operation) -> bool {
 /// The workload the micro-ops say: any `append` means list-append, any `w` rw-register;
 /// reads alone are guessed as list-append (Elle's default workload).
 pub fn guess_workload(ops: &[Operation]) -> Result<TxnWorkload, TxnHistoryError> {
-    let mut appends = false;
-    let mut writes = false;
+    let mut guess = Guess::default();
     for op in ops.iter().filter(|op| is_txn_operation(op)) {
         let mops = op.input.as_array().into_iter().flatten();
         for mop in mops.chain(op.output.as_array().into_iter().flatten()) {
-            match mop.get(0).and_then(Value::as_str) {
-                Some("append") => appends = true,
-                Some("w") => writes = true,
-                _ => {}
+            if let Some(f) = mop.get(0).and_then(Value::as_str) {
+                guess.see(f);
             }
         }
     }
-    match (appends, writes) {
-        (true, true) => Err(TxnHistoryError {
-            invoke_index: None,
-            message: "the history mixes appends (list-append) and writes (rw-register); \
-                      split it, or say which workload with --workload"
-                .into(),
-        }),
-        (false, true) => Ok(TxnWorkload::RwRegister),
-        _ => Ok(TxnWorkload::ListAppend),
-    }
+    guess.workload().map_err(|message| TxnHistoryError {
+        invoke_index: None,
+        message,
+    })
 }
 
 /// The transactions of a history, read as `workload`. Operations that are not transactions
-/// (nemesis entries, other `f`s) are skipped.
+/// (nemesis entries, other `f`s) are skipped. String keys are numbered after the largest integer
+/// key, in order of first appearance.
 pub fn txn_history(
     ops: &[Operation],
     workload: TxnWorkload,
 ) -> Result<TxnHistory, TxnHistoryError> {
     let mut txns = Vec::new();
-    let mut keys = KeyTable::new(ops);
+    let mut keys = KeyTable::default();
     for op in ops.iter().filter(|op| is_txn_operation(op)) {
-        let source = if op.outcome == Outcome::Ok && op.output.is_array() {
+        // An `ok` completion's micro-ops carry what the reads saw.
+        let known = op.outcome == Outcome::Ok;
+        let source = if known && op.output.is_array() {
             &op.output
         } else {
             &op.input
         };
-        let known = op.outcome == Outcome::Ok;
-        let mops = source
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|m| parse_mop(m, workload, known, &mut keys))
-            .collect::<Result<Vec<_>, String>>()
-            .map_err(|message| TxnHistoryError {
+        let mops = mops::from_value(source, workload, known, txns.len(), &mut keys).map_err(
+            |message| TxnHistoryError {
                 invoke_index: Some(op.invoke_index),
                 message,
-            })?;
+            },
+        )?;
         txns.push(Txn {
             id: txns.len(),
             process: op.process,
@@ -253,72 +204,12 @@ pub fn txn_history(
             complete_index: op.complete_index,
         });
     }
+    let key_names = keys.finish(&mut txns);
     Ok(TxnHistory {
         workload,
         txns,
-        key_names: keys.names,
+        key_names,
     })
-}
-
-fn parse_mop(
-    mop: &Value,
-    workload: TxnWorkload,
-    known: bool,
-    keys: &mut KeyTable,
-) -> Result<Mop, String> {
-    let parts = mop
-        .as_array()
-        .filter(|p| p.len() == 3)
-        .ok_or_else(|| format!("micro-op {mop} is not [f, key, value]"))?;
-    let f = parts[0]
-        .as_str()
-        .ok_or_else(|| format!("micro-op {mop}: its function is not a string"))?;
-    let key = keys
-        .key(&parts[1])
-        .ok_or_else(|| format!("micro-op {mop}: keys must be integers or strings"))?;
-    let int = |v: &Value| {
-        v.as_i64()
-            .ok_or_else(|| format!("micro-op {mop}: values must be integers"))
-    };
-    match (f, workload) {
-        ("append", TxnWorkload::ListAppend) => Ok(Mop::Append {
-            key,
-            value: int(&parts[2])?,
-        }),
-        ("w", TxnWorkload::RwRegister) => Ok(Mop::Write {
-            key,
-            value: int(&parts[2])?,
-        }),
-        ("r", _) if !known => Ok(Mop::Read {
-            key,
-            value: ReadValue::Unknown,
-        }),
-        ("r", TxnWorkload::ListAppend) => {
-            let list = match &parts[2] {
-                Value::Null => Vec::new(),
-                Value::Array(items) => items.iter().map(int).collect::<Result<_, _>>()?,
-                other => return Err(format!("micro-op {mop}: a list read of {other}")),
-            };
-            Ok(Mop::Read {
-                key,
-                value: ReadValue::List(list),
-            })
-        }
-        ("r", TxnWorkload::RwRegister) => Ok(Mop::Read {
-            key,
-            value: ReadValue::Register(match &parts[2] {
-                Value::Null => None,
-                v => Some(int(v)?),
-            }),
-        }),
-        _ => Err(format!(
-            "micro-op {mop}: {f:?} is not a micro-op of {workload} (it has {})",
-            match workload {
-                TxnWorkload::ListAppend => "append and r",
-                TxnWorkload::RwRegister => "w and r",
-            }
-        )),
-    }
 }
 
 #[cfg(test)]

@@ -17,10 +17,12 @@ mod graph;
 pub mod history;
 mod list_append;
 mod models;
+mod mops;
 mod order;
 pub mod reference;
 pub mod result;
 mod rw_register;
+mod stream;
 pub mod synth;
 
 pub use history::{
@@ -31,6 +33,7 @@ pub use result::{
     Anomaly, AnomalyKind, ConsistencyModel, CycleStep, EdgeKind, TxnCheckOptions, TxnResult,
     TxnStats,
 };
+pub use stream::read_txn_jsonl;
 
 use std::time::Instant;
 

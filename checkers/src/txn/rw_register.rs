@@ -362,7 +362,7 @@ impl<'h> RwRegister<'h> {
             let me = ti as u32;
             let mut known: Vec<(Key, Option<Elem>)> = Vec::new();
             let mut internal = false;
-            for mop in &txn.mops {
+            for (mi, mop) in txn.mops.iter().enumerate() {
                 let key = mop.key();
                 let k = self.keys[&key];
                 let slot = known.iter().position(|x| x.0 == key);
@@ -394,6 +394,26 @@ impl<'h> RwRegister<'h> {
                             continue;
                         };
                         if w.txn == me {
+                            // A read of the transaction's own write is fine once the write has
+                            // happened (the internal check above holds it to the latest one). A
+                            // read of a write the transaction makes only later saw a state no
+                            // serial order has. Elle's rw-register checker has no name for this
+                            // (its internal check only looks back, and the wr self-edge it
+                            // builds is no cycle); we call it future-read, as list-append does
+                            // for a read of an element the transaction appends later: the same
+                            // phenomenon, so the same place in the lattice (ruled out from
+                            // read-atomic and read-committed up), not internal, which Elle
+                            // keeps for disagreements with the transaction's earlier micro-ops.
+                            let later = !txn.mops[..mi].iter().any(|m| {
+                                matches!(m, Mop::Write { key: k2, value: v2 } if *k2 == key && v2 == value)
+                            });
+                            if later {
+                                out.add(AnomalyKind::FutureRead, || {
+                                    plain(AnomalyKind::FutureRead, vec![ti], Some(key), format!(
+                                        "future-read: {} read key {key} = {value}, a value it writes only later in the same transaction",
+                                        t(me)))
+                                });
+                            }
                             continue;
                         }
                         let writer = &self.h.txns[w.txn as usize];

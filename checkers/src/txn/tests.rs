@@ -364,6 +364,34 @@ fn rw_register_write_follows_read_orders_versions() {
 }
 
 #[test]
+fn rw_register_reads_of_own_writes() {
+    // Reading back one's own earlier write is fine; reading one's later write is a future-read.
+    let h = serial(
+        RR,
+        &[
+            (0, "ok", json!([["w", 1, 1], ["r", 1, 1]])),
+            (1, "ok", json!([["r", 2, 7], ["w", 2, 7]])),
+            (2, "ok", json!([["r", 1, 1], ["r", 2, 7]])),
+        ],
+    );
+    let r = check(&h, M::Serializable);
+    assert_eq!(kinds(&r), vec!["future-read"]);
+    let a = first(&r, AnomalyKind::FutureRead);
+    assert_eq!(a.txns, vec![1]);
+    assert!(
+        a.explanation.contains("writes only later"),
+        "{}",
+        a.explanation
+    );
+    assert_eq!(r.valid, Verdict::Invalid);
+    assert!(
+        names(&r.not).contains(&"read-committed"),
+        "{:?}",
+        names(&r.not)
+    );
+}
+
+#[test]
 fn rw_register_cyclic_versions_with_linearizable_keys() {
     let h = serial(
         RR,

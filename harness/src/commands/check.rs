@@ -31,6 +31,10 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     {
         return super::recheck::run(&args);
     }
+    // A transactional JSON Lines history is read straight into transactions.
+    if let Some((source, history)) = super::check_txn::read_streaming(&args)? {
+        return super::check_txn::run(&args, &source, history);
+    }
     // A large history will want the search's thread pool once its first round (on this thread)
     // is over: start it now, while the file is read and parsed. A small one never needs it, and
     // idle pool threads would only take CPU from it.
@@ -44,7 +48,12 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         .operations()
         .map_err(|e| anyhow!("{path}: {e}"))?;
     if super::check_txn::applies(&args, &ops) {
-        return super::check_txn::run(&args, &loaded, &ops);
+        let source = super::check_txn::Source::of(&loaded);
+        let history = super::check_txn::read_operations(&args, &source, &ops)?;
+        // The events and operations are not needed to check the transactions.
+        drop(ops);
+        drop(loaded);
+        return super::check_txn::run(&args, &source, history);
     }
     let conventions = loaded.format.conventions();
     let model = match args.model.or(conventions.model) {

@@ -1,17 +1,38 @@
 //! `fissure check` on a transactional history: Elle's list-append or rw-register, checked for
 //! isolation anomalies against a consistency model.
 
-use super::history_file::Loaded;
+use super::history_file::{self, Loaded};
 use crate::cli::CheckArgs;
 use crate::sizes::default_memory_limit;
 use crate::{EXIT_INVALID, EXIT_UNKNOWN, EXIT_VALID};
-use anyhow::anyhow;
+use anyhow::{anyhow, Context};
+use checkers::formats::{self, Format};
 use checkers::txn::{self, TxnCheckOptions, TxnHistory, TxnResult};
 use checkers::{Operation, Verdict};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
 use std::fmt::Write;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
+
+/// Where the transactions came from, for what is printed beside the result.
+pub struct Source {
+    pub path: PathBuf,
+    pub format: Format,
+    pub parse_ms: f64,
+}
+
+impl Source {
+    pub fn of(loaded: &Loaded) -> Source {
+        Source {
+            path: loaded.path.clone(),
+            format: loaded.format,
+            parse_ms: loaded.parse_ms,
+        }
+    }
+}
 
 /// True when the history should be checked for isolation: it holds transactions and no
 /// linearizability model was asked for, or an isolation option was given.
@@ -19,13 +40,64 @@ pub fn applies(args: &CheckArgs, ops: &[Operation]) -> bool {
     args.model.is_none() && (args.isolation.any() || ops.iter().any(txn::is_txn_operation))
 }
 
-pub fn run(args: &CheckArgs, loaded: &Loaded, ops: &[Operation]) -> anyhow::Result<u8> {
-    let path = loaded.path.display().to_string();
+/// Reads a JSON Lines history whose first lines hold a transaction straight into transactions,
+/// one line at a time ([`txn::read_txn_jsonl`]): the general path's events and operations would
+/// cost gigabytes at a million transactions. `None` for any other history (EDN, elle-json, no
+/// transaction near the start, `--model`): the general path reads those.
+pub fn read_streaming(args: &CheckArgs) -> anyhow::Result<Option<(Source, TxnHistory)>> {
+    if args.model.is_some() || args.format.is_some_and(|f| f != Format::Jsonl) {
+        return Ok(None);
+    }
+    let path = history_file::resolve(&args.history)?;
+    let Ok(head) = history_file::head(&path) else {
+        return Ok(None);
+    };
+    if formats::guess_format(&path, &head) != Some(Format::Jsonl) && args.format.is_none() {
+        return Ok(None);
+    }
+    if !head_has_txn(&head) {
+        return Ok(None);
+    }
+    let shown = path.display().to_string();
+    let started = Instant::now();
+    let file = File::open(&path).with_context(|| format!("cannot read history {shown}"))?;
+    let reader = BufReader::with_capacity(1 << 20, file);
+    let history = txn::read_txn_jsonl(reader, args.isolation.workload)
+        .map_err(|e| anyhow!("{shown}: {e}"))?;
+    let source = Source {
+        path,
+        format: Format::Jsonl,
+        parse_ms: started.elapsed().as_secs_f64() * 1e3,
+    };
+    Ok(Some((source, history)))
+}
+
+/// Whether the complete lines of a file's head hold a transaction.
+fn head_has_txn(head: &str) -> bool {
+    let complete = &head[..head.rfind('\n').map_or(0, |i| i + 1)];
+    checkers::history::read_jsonl(complete.as_bytes())
+        .ok()
+        .and_then(|h| h.operations().ok())
+        .is_some_and(|ops| ops.iter().any(txn::is_txn_operation))
+}
+
+/// The transactions of operations read by the general path.
+pub fn read_operations(
+    args: &CheckArgs,
+    source: &Source,
+    ops: &[Operation],
+) -> anyhow::Result<TxnHistory> {
+    let path = source.path.display();
     let workload = match args.isolation.workload {
         Some(workload) => workload,
         None => txn::guess_workload(ops).map_err(|e| anyhow!("{path}: {e}"))?,
     };
-    let history = txn::txn_history(ops, workload).map_err(|e| anyhow!("{path}: {e}"))?;
+    txn::txn_history(ops, workload).map_err(|e| anyhow!("{path}: {e}"))
+}
+
+pub fn run(args: &CheckArgs, source: &Source, history: TxnHistory) -> anyhow::Result<u8> {
+    let path = source.path.display().to_string();
+    let workload = history.workload;
     let defaults = TxnCheckOptions::default();
     let options = TxnCheckOptions {
         consistency_model: args
@@ -39,7 +111,7 @@ pub fn run(args: &CheckArgs, loaded: &Loaded, ops: &[Operation]) -> anyhow::Resu
         memory_limit: Some(args.memory_limit.map_or_else(default_memory_limit, |m| m.0)),
         ..defaults
     };
-    tracing::info!(%path, format = %loaded.format, %workload, txns = history.txns.len(),
+    tracing::info!(%path, format = %source.format, %workload, txns = history.txns.len(),
         model = ?options.consistency_model, "checking isolation");
     let spinner = Spinner::start(history.txns.len());
     let started = Instant::now();
@@ -47,9 +119,9 @@ pub fn run(args: &CheckArgs, loaded: &Loaded, ops: &[Operation]) -> anyhow::Resu
     let check_ms = started.elapsed().as_secs_f64() * 1e3;
     spinner.stop();
     if args.json {
-        println!("{}", json_output(loaded, &result, check_ms));
+        println!("{}", json_output(source, &result, check_ms));
     } else {
-        print!("{}", summary(loaded, &history, &result, check_ms));
+        print!("{}", summary(source, &history, &result, check_ms));
     }
     Ok(match result.valid {
         Verdict::Valid => EXIT_VALID,
@@ -59,12 +131,12 @@ pub fn run(args: &CheckArgs, loaded: &Loaded, ops: &[Operation]) -> anyhow::Resu
 }
 
 /// The checker's result plus where it came from and how long each stage took.
-fn json_output(loaded: &Loaded, result: &TxnResult, check_ms: f64) -> String {
+fn json_output(source: &Source, result: &TxnResult, check_ms: f64) -> String {
     let mut object = json!({
-        "file": loaded.path.display().to_string(),
-        "format": loaded.format.name(),
+        "file": source.path.display().to_string(),
+        "format": source.format.name(),
         "checker": "isolation",
-        "parse_ms": round(loaded.parse_ms),
+        "parse_ms": round(source.parse_ms),
         "check_ms": round(check_ms),
     });
     if let Ok(Value::Object(fields)) = serde_json::to_value(result) {
@@ -92,7 +164,7 @@ fn names<T: serde::Serialize>(values: &[T]) -> String {
 }
 
 /// What a person reads: the verdict, what was found, each anomaly retold, the models ruled out.
-pub fn summary(loaded: &Loaded, history: &TxnHistory, result: &TxnResult, check_ms: f64) -> String {
+pub fn summary(source: &Source, history: &TxnHistory, result: &TxnResult, check_ms: f64) -> String {
     let mut out = String::new();
     let model = name(&result.consistency_model);
     let verdict = match result.valid {
@@ -100,17 +172,17 @@ pub fn summary(loaded: &Loaded, history: &TxnHistory, result: &TxnResult, check_
         Verdict::Invalid => format!("INVALID: not {model}"),
         Verdict::Unknown => "UNKNOWN: no verdict".to_string(),
     };
-    let _ = writeln!(out, "{}: {verdict}", loaded.path.display());
+    let _ = writeln!(out, "{}: {verdict}", source.path.display());
     let s = &result.stats;
     let _ = writeln!(
         out,
         "  {} history, format {}: {} transactions ({} ok, {} info, {} fail), {} dependency edges",
-        result.workload, loaded.format, s.txns, s.ok, s.info, s.fail, s.edges
+        result.workload, source.format, s.txns, s.ok, s.info, s.fail, s.edges
     );
     let _ = writeln!(
         out,
         "  parse {:.1} ms, check {:.1} ms",
-        loaded.parse_ms, check_ms
+        source.parse_ms, check_ms
     );
     if let Some(reason) = &result.unknown_reason {
         let _ = writeln!(out, "  why unknown: {reason}");
