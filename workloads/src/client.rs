@@ -149,3 +149,16 @@ mod tests {
         assert_eq!(reply, Reply::fail("out of time before sending get"));
     }
 }
+
+/// The client of a workload the target cannot run: every operation fails with the reason, and
+/// nothing is sent.
+pub struct Refuse {
+    pub why: String,
+}
+
+#[async_trait::async_trait]
+impl Client for Refuse {
+    async fn invoke(&mut self, _op: &OpTemplate, _timeout: Duration) -> ClientReply {
+        ClientReply::fail(self.why.clone())
+    }
+}

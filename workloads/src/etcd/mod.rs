@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::client::{Client, ClientReply};
+use crate::client::{Client, ClientReply, Refuse};
 use crate::generator::OpTemplate;
 use crate::workload::WorkloadKind;
 use mapping::{Plan, Proof};
@@ -90,18 +90,6 @@ pub fn etcd_client(kind: WorkloadKind, endpoint: String, options: &EtcdOptions) 
         options: options.clone(),
         kv: None,
     })
-}
-
-/// The client of a workload etcd cannot run: every operation fails, nothing is sent.
-struct Refuse {
-    why: String,
-}
-
-#[async_trait::async_trait]
-impl Client for Refuse {
-    async fn invoke(&mut self, _op: &OpTemplate, _timeout: Duration) -> ClientReply {
-        ClientReply::fail(self.why.clone())
-    }
 }
 
 /// The register or set workload against one etcd member.

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tokio_postgres::{NoTls, Statement};
 
-use crate::client::{Client, ClientReply};
+use crate::client::{Client, ClientReply, Refuse};
 use crate::generator::OpTemplate;
 use crate::workload::WorkloadKind;
 pub use checkers::txn::TxnWorkload;
@@ -96,18 +96,6 @@ pub fn postgres_txn_client(
             conn: None,
         }),
         Err(why) => Box::new(Refuse { why }),
-    }
-}
-
-/// Every operation fails with the reason, nothing is sent.
-struct Refuse {
-    why: String,
-}
-
-#[async_trait::async_trait]
-impl Client for Refuse {
-    async fn invoke(&mut self, _op: &OpTemplate, _timeout: Duration) -> ClientReply {
-        ClientReply::fail(self.why.clone())
     }
 }
 

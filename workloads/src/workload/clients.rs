@@ -338,18 +338,6 @@ impl Client for KvCounterClient {
     }
 }
 
-/// The client of a workload the target cannot run: every operation fails, nothing is sent.
-pub(crate) struct Refuse {
-    pub(crate) why: String,
-}
-
-#[async_trait::async_trait]
-impl Client for Refuse {
-    async fn invoke(&mut self, _op: &OpTemplate, _timeout: Duration) -> ClientReply {
-        ClientReply::fail(self.why.clone())
-    }
-}
-
 /// The target key of transactional key N: `tN` (apart from the register workload's `rN`).
 fn txn_key(key: &Value) -> Result<String, String> {
     match key.as_i64() {

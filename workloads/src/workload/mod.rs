@@ -374,7 +374,7 @@ pub fn target_client(
 ) -> Box<dyn Client> {
     let parsed = match supports(kind, target).and_then(|()| Target::parse(target)) {
         Ok(parsed) => parsed,
-        Err(why) => return Box::new(clients::Refuse { why }),
+        Err(why) => return Box::new(crate::client::Refuse { why }),
     };
     match (kind, parsed) {
         (WorkloadKind::Register, t) => Box::new(clients::RegisterClient::new(addr, t.has_cas())),
