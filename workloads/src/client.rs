@@ -118,6 +118,19 @@ impl Conn {
     }
 }
 
+/// The client of a workload the target cannot run: every operation fails with the reason, and
+/// nothing is sent.
+pub struct Refuse {
+    pub why: String,
+}
+
+#[async_trait::async_trait]
+impl Client for Refuse {
+    async fn invoke(&mut self, _op: &OpTemplate, _timeout: Duration) -> ClientReply {
+        ClientReply::fail(self.why.clone())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,18 +160,5 @@ mod tests {
         let mut conn = Conn::new("127.0.0.1:1".into());
         let reply = conn.call(Op::Get { key: "k".into() }, Instant::now()).await;
         assert_eq!(reply, Reply::fail("out of time before sending get"));
-    }
-}
-
-/// The client of a workload the target cannot run: every operation fails with the reason, and
-/// nothing is sent.
-pub struct Refuse {
-    pub why: String,
-}
-
-#[async_trait::async_trait]
-impl Client for Refuse {
-    async fn invoke(&mut self, _op: &OpTemplate, _timeout: Duration) -> ClientReply {
-        ClientReply::fail(self.why.clone())
     }
 }
