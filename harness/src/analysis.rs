@@ -225,7 +225,7 @@ fn isolation_summary(
     txns: usize,
     ok: usize,
 ) -> String {
-    let model = json_name(&result.consistency_model);
+    let model = result.consistency_model.to_string();
     match verdict {
         Verdict::Valid => format!(
             "{model}: no anomaly it forbids in {txns} transactions ({ok} ok, {})",
@@ -243,7 +243,7 @@ fn isolation_summary(
             let found: Vec<String> = (result.anomaly_types.iter())
                 .map(|kind| {
                     let count = result.counts.get(kind).copied().unwrap_or(0);
-                    format!("{} ({count})", json_name(kind))
+                    format!("{kind} ({count})")
                 })
                 .collect();
             let example = (result.anomalies.values())
@@ -253,14 +253,6 @@ fn isolation_summary(
                 .unwrap_or_default();
             format!("not {model}: {}{example}", found.join(", "))
         }
-    }
-}
-
-/// A name as the checker's JSON spells it (`G-single-item`, `snapshot-isolation`).
-fn json_name<T: Serialize>(value: &T) -> String {
-    match serde_json::to_value(value) {
-        Ok(Value::String(s)) => s,
-        other => format!("{other:?}"),
     }
 }
 

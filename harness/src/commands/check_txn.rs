@@ -151,22 +151,19 @@ fn round(ms: f64) -> f64 {
     (ms * 1000.0).round() / 1000.0
 }
 
-/// Names as Elle writes them (the serde names).
-fn name<T: serde::Serialize>(value: &T) -> String {
-    match serde_json::to_value(value) {
-        Ok(Value::String(s)) => s,
-        _ => "?".into(),
-    }
-}
-
-fn names<T: serde::Serialize>(values: &[T]) -> String {
-    values.iter().map(name).collect::<Vec<_>>().join(", ")
+/// Anomalies and models as Elle names them, comma-separated.
+fn names<T: std::fmt::Display>(values: &[T]) -> String {
+    values
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// What a person reads: the verdict, what was found, each anomaly retold, the models ruled out.
 pub fn summary(source: &Source, history: &TxnHistory, result: &TxnResult, check_ms: f64) -> String {
     let mut out = String::new();
-    let model = name(&result.consistency_model);
+    let model = result.consistency_model.to_string();
     let verdict = match result.valid {
         Verdict::Valid => format!("VALID: no anomaly {model} forbids"),
         Verdict::Invalid => format!("INVALID: not {model}"),
@@ -206,7 +203,7 @@ pub fn summary(source: &Source, history: &TxnHistory, result: &TxnResult, check_
     }
     for (kind, anomalies) in &result.anomalies {
         let total = result.counts.get(kind).copied().unwrap_or(anomalies.len());
-        let _ = writeln!(out, "\n  {} ({total} found)", name(kind));
+        let _ = writeln!(out, "\n  {} ({total} found)", kind);
         for anomaly in anomalies.iter().take(2) {
             let _ = writeln!(out, "    {}", anomaly.explanation);
             for step in &anomaly.cycle {
@@ -249,7 +246,7 @@ fn describe(t: &txn::Txn) -> String {
     format!(
         "p{} {} {} (invoked at index {})",
         t.process,
-        name(&t.outcome),
+        outcome_name(t.outcome),
         mops.join(" "),
         t.invoke_index
     )
@@ -276,5 +273,13 @@ impl Spinner {
         if let Some(bar) = self.0 {
             bar.finish_and_clear();
         }
+    }
+}
+
+fn outcome_name(outcome: checkers::Outcome) -> &'static str {
+    match outcome {
+        checkers::Outcome::Ok => "ok",
+        checkers::Outcome::Fail => "fail",
+        checkers::Outcome::Info => "info",
     }
 }
