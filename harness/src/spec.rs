@@ -38,7 +38,7 @@ pub struct SpecFile {
     /// register, bank, set, counter, append or wr [default: register; bank on twopc].
     #[arg(long)]
     pub workload: Option<String>,
-    /// Faults, comma separated: partition, kill, pause, clock, latency, loss; or none
+    /// Faults, comma separated: partition, kill, pause, clock, latency, loss, suspend; or none
     /// [default: partition,kill].
     #[arg(long, value_delimiter = ',')]
     #[serde(default, deserialize_with = "text::list_opt")]
@@ -553,7 +553,7 @@ impl SpecFile {
         def.check_faults(&nemesis, backend)
             .map_err(|e| anyhow::anyhow!("nemesis: {e}"))?;
         if backend == BackendKind::Vagrant
-            && nemesis.contains(&nuclei::nemesis::FaultKind::Clock)
+            && nemesis.iter().any(|f| f.skews_clocks())
             && def.node.clock == crate::target::TargetClock::System
         {
             let own_clocks = match &self.cluster {

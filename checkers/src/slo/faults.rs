@@ -20,6 +20,8 @@ pub fn fault_event(f: &str) -> Option<(&'static str, bool)> {
         "stop-latency" => ("latency", false),
         "start-loss" => ("loss", true),
         "stop-loss" => ("loss", false),
+        "start-suspend" => ("suspend", true),
+        "stop-suspend" => ("suspend", false),
         _ => return None,
     })
 }

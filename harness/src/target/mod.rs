@@ -603,14 +603,14 @@ impl TargetDef {
     /// Why `fault` cannot be done to this target on `backend`, if it cannot.
     pub fn cannot(&self, fault: FaultKind, backend: crate::spec::BackendKind) -> Option<String> {
         use crate::spec::BackendKind;
-        if let Some(why) = self.limits.get(fault.name()) {
+        // A composed fault is refused where any of its parts is.
+        let limited = std::iter::once(fault).chain(fault.parts().iter().copied());
+        if let Some(why) = limited.filter_map(|f| self.limits.get(f.name())).next() {
             return Some(why.clone());
         }
-        let link_level = matches!(
-            fault,
-            FaultKind::Partition | FaultKind::Latency | FaultKind::Loss
-        );
-        if fault == FaultKind::Clock
+        let link_level =
+            fault.cuts_links() || matches!(fault, FaultKind::Latency | FaultKind::Loss);
+        if fault.skews_clocks()
             && self.node.clock == TargetClock::System
             && backend != BackendKind::Vagrant
         {

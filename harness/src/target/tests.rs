@@ -136,10 +136,26 @@ fn faults_a_target_cannot_take_are_refused_with_the_reason() {
     let raft = Target::find("raft-kv").unwrap().def;
     assert!(raft
         .check_faults(
-            &[FaultKind::Partition, FaultKind::Clock],
+            &[FaultKind::Partition, FaultKind::Clock, FaultKind::Suspend],
             BackendKind::Local
         )
         .is_ok());
+    // The composed suspend is refused wherever one of its parts is: etcd's clock, and its
+    // shared peer addresses on the local backend.
+    let e = etcd
+        .check_faults(&[FaultKind::Suspend], BackendKind::Docker)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("suspend: etcd reads the clock"), "{e}");
+    let mut limited = raft.clone();
+    limited
+        .limits
+        .insert("pause".into(), "it has no process to stop".into());
+    let e = limited
+        .check_faults(&[FaultKind::Suspend], BackendKind::Local)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("suspend: it has no process to stop"), "{e}");
 }
 
 #[test]

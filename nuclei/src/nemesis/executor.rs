@@ -6,6 +6,7 @@ use super::grudge::Cut;
 use super::kinds::{FaultKind, PartitionKind, Target};
 use super::schedule::FaultOp;
 use super::strobe::StrobeTask;
+use super::suspend::Suspended;
 use super::target::Resolved;
 use crate::control::{ClusterControl, Grudge, LinkQuality, NodeId};
 use rand::rngs::StdRng;
@@ -28,9 +29,12 @@ pub struct Applied {
 
 /// The nemesis's hands: applies [`FaultOp`]s through a [`ClusterControl`] and heals.
 pub struct Nemesis {
-    control: Arc<dyn ClusterControl>,
+    pub(super) control: Arc<dyn ClusterControl>,
     seed: u64,
     partition: Option<(PartitionKind, Grudge)>,
+    /// The suspend fault in force; its cut is merged with the partition's, so the two faults
+    /// can overlap and each stop undoes only its own.
+    pub(super) suspended: Option<Suspended>,
     killed: Vec<NodeId>,
     paused: Vec<NodeId>,
     skewed: Vec<NodeId>,
@@ -46,13 +50,13 @@ struct Degraded {
 }
 
 /// A step's result before it becomes an [`Applied`].
-struct Outcome {
-    value: Value,
-    errors: Vec<String>,
+pub(super) struct Outcome {
+    pub value: Value,
+    pub errors: Vec<String>,
 }
 
 impl Outcome {
-    fn failed(value: Value, error: String) -> Outcome {
+    pub(super) fn failed(value: Value, error: String) -> Outcome {
         Outcome {
             value,
             errors: vec![error],
@@ -69,7 +73,7 @@ enum Verb {
 }
 
 /// Adds `note` to an object value, when there is one.
-fn noted(mut value: Value, note: Option<String>) -> Value {
+pub(super) fn noted(mut value: Value, note: Option<String>) -> Value {
     if let (Some(note), Value::Object(map)) = (note, &mut value) {
         map.insert("note".into(), Value::String(note));
     }
@@ -96,6 +100,7 @@ impl Nemesis {
             control,
             seed,
             partition: None,
+            suspended: None,
             killed: Vec::new(),
             paused: Vec::new(),
             skewed: Vec::new(),
@@ -153,6 +158,13 @@ impl Nemesis {
                 self.degrade(FaultKind::Loss, target, quality, seed).await
             }
             FaultOp::StopLoss => self.undegrade(FaultKind::Loss).await,
+            FaultOp::StartSuspend {
+                target,
+                pause_ms,
+                back_ms,
+                seed,
+            } => self.start_suspend(target, pause_ms, back_ms, seed).await,
+            FaultOp::StopSuspend => self.stop_suspend().await,
         };
         let error = (!outcome.errors.is_empty()).then(|| outcome.errors.join("; "));
         // Debug only: the caller records the result and decides what the user sees.
@@ -170,6 +182,9 @@ impl Nemesis {
         let mut out = Vec::new();
         if let Some((kind, _)) = &self.partition {
             out.push(format!("partition({kind})"));
+        }
+        if let Some(suspended) = &self.suspended {
+            out.push(format!("suspend {}", labels(&suspended.nodes)));
         }
         for (name, nodes) in [("kill", &self.killed), ("pause", &self.paused)] {
             if !nodes.is_empty() {
@@ -203,6 +218,8 @@ impl Nemesis {
                 value["strobe_error"] = Value::String(e);
             }
         }
+        // Dropping it cancels a pending wake-up: the heal resumes every node itself.
+        self.suspended = None;
         let error = self
             .control
             .heal_all()
@@ -224,7 +241,7 @@ impl Nemesis {
     }
 
     /// The op's own rng, salted with the nemesis seed.
-    fn rng(&self, seed: u64) -> StdRng {
+    pub(super) fn rng(&self, seed: u64) -> StdRng {
         StdRng::seed_from_u64(seed ^ self.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15))
     }
 
@@ -238,7 +255,7 @@ impl Nemesis {
             .map_err(|e| format!("asking for the primaries: {e:#}"))
     }
 
-    async fn aim(&self, target: Target, rng: &mut StdRng) -> Result<Resolved, String> {
+    pub(super) async fn aim(&self, target: Target, rng: &mut StdRng) -> Result<Resolved, String> {
         let nodes = self.control.nodes();
         let primaries = self.primaries_if(target.needs_primaries()).await?;
         target
@@ -314,7 +331,7 @@ impl Nemesis {
             Err(e) => return Outcome::failed(planned, format!("{e:#}")),
         };
         self.partition = Some((kind, grudge.clone()));
-        let errors = match self.control.partition(&grudge).await {
+        let errors = match self.control.partition(&self.cuts()).await {
             Ok(()) => Vec::new(),
             Err(e) => vec![format!("partitioning: {e:#}")],
         };
@@ -327,7 +344,8 @@ impl Nemesis {
 
     async fn stop_partition(&mut self) -> Outcome {
         let value = json!({ "partition": self.partition.as_ref().map(|(kind, _)| *kind) });
-        match self.control.heal_partition().await {
+        let kept = self.suspended.as_ref().map(|s| s.grudge.clone());
+        match self.install_cuts(&kept.unwrap_or_default()).await {
             Ok(()) => {
                 self.partition = None;
                 Outcome {
@@ -336,6 +354,31 @@ impl Nemesis {
                 }
             }
             Err(e) => Outcome::failed(value, format!("healing the partition: {e:#}")),
+        }
+    }
+
+    /// Every cut in force: the partition's and the suspension's grudges merged.
+    pub(super) fn cuts(&self) -> Grudge {
+        let mut all = Grudge::default();
+        let partition = self.partition.as_ref().map(|(_, g)| g);
+        let suspension = self.suspended.as_ref().map(|s| &s.grudge);
+        for grudge in partition.into_iter().chain(suspension) {
+            for (receiver, senders) in &grudge.0 {
+                all.0
+                    .entry(receiver.clone())
+                    .or_default()
+                    .extend(senders.iter().cloned());
+            }
+        }
+        all
+    }
+
+    /// Installs `grudge`, or heals the network when it cuts nothing.
+    pub(super) async fn install_cuts(&self, grudge: &Grudge) -> anyhow::Result<()> {
+        if grudge.is_empty() {
+            self.control.heal_partition().await
+        } else {
+            self.control.partition(grudge).await
         }
     }
 

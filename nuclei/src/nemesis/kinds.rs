@@ -21,6 +21,11 @@ pub enum FaultKind {
     Latency,
     /// Drop a share of the packets into and out of nodes.
     Loss,
+    /// A node suspended as a VM is: cut off from every other node and paused, its wall clock set
+    /// back by the fault's length; halfway through it resumes, still cut off, its clock reading
+    /// earlier than the cut. A composed fault, as Jepsen composes faults and aims them by role:
+    /// at `primaries`, a deposed leader that wakes still trusting its clock.
+    Suspend,
 }
 
 /// How a partition splits the cluster (Jepsen's partitioners).
@@ -188,6 +193,7 @@ named!(FaultKind, "fault", {
     Clock => "clock",
     Latency => "latency",
     Loss => "loss",
+    Suspend => "suspend",
 });
 
 named!(PartitionKind, "partition", {
@@ -211,6 +217,30 @@ impl FaultKind {
     /// True for the faults aimed at nodes through a [`Target`] (all but partitions).
     pub fn is_targeted(self) -> bool {
         self != FaultKind::Partition
+    }
+
+    /// True for the faults that cut node-to-node links (a backend must be able to partition).
+    pub fn cuts_links(self) -> bool {
+        matches!(self, FaultKind::Partition | FaultKind::Suspend)
+    }
+
+    /// True for the faults that move nodes' wall clocks (a target must let its clock be set).
+    pub fn skews_clocks(self) -> bool {
+        matches!(self, FaultKind::Clock | FaultKind::Suspend)
+    }
+
+    /// The plain fault kinds this one is made of (itself, unless it is composed), so a limit
+    /// declared on `partition`, `pause` or `clock` also holds for a fault made with them.
+    pub fn parts(self) -> &'static [FaultKind] {
+        match self {
+            FaultKind::Suspend => &[FaultKind::Partition, FaultKind::Pause, FaultKind::Clock],
+            FaultKind::Partition => &[FaultKind::Partition],
+            FaultKind::Kill => &[FaultKind::Kill],
+            FaultKind::Pause => &[FaultKind::Pause],
+            FaultKind::Clock => &[FaultKind::Clock],
+            FaultKind::Latency => &[FaultKind::Latency],
+            FaultKind::Loss => &[FaultKind::Loss],
+        }
     }
 }
 
@@ -255,7 +285,8 @@ mod tests {
         let e = "crash".parse::<FaultKind>().unwrap_err().to_string();
         assert_eq!(
             e,
-            "unknown fault \"crash\"; expected one of: partition, kill, pause, clock, latency, loss"
+            "unknown fault \"crash\"; expected one of: partition, kill, pause, clock, latency, loss, \
+             suspend"
         );
         let e = "half".parse::<PartitionKind>().unwrap_err().to_string();
         assert!(e.contains("partition \"half\"") && e.contains("majorities-ring"));

@@ -14,6 +14,7 @@ mod grudge;
 mod kinds;
 mod schedule;
 mod strobe;
+mod suspend;
 mod target;
 
 #[cfg(test)]

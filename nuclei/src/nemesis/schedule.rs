@@ -65,6 +65,16 @@ pub enum FaultOp {
         seed: u64,
     },
     StopLoss,
+    /// Cuts each target node off from every other node, sets its clock `back_ms` back and
+    /// pauses it; `pause_ms` later it resumes, still cut off.
+    StartSuspend {
+        target: Target,
+        pause_ms: i64,
+        back_ms: i64,
+        seed: u64,
+    },
+    /// Resumes the suspended nodes if they still sleep, resets their clocks, reconnects them.
+    StopSuspend,
 }
 
 impl FaultOp {
@@ -84,6 +94,8 @@ impl FaultOp {
             FaultOp::StopLatency => "stop-latency",
             FaultOp::StartLoss { .. } => "start-loss",
             FaultOp::StopLoss => "stop-loss",
+            FaultOp::StartSuspend { .. } => "start-suspend",
+            FaultOp::StopSuspend => "stop-suspend",
         }
     }
 
@@ -97,6 +109,7 @@ impl FaultOp {
             }
             FaultOp::StartLatency { .. } | FaultOp::StopLatency => FaultKind::Latency,
             FaultOp::StartLoss { .. } | FaultOp::StopLoss => FaultKind::Loss,
+            FaultOp::StartSuspend { .. } | FaultOp::StopSuspend => FaultKind::Suspend,
         }
     }
 
@@ -109,6 +122,7 @@ impl FaultOp {
             FaultOp::BumpClock { .. } | FaultOp::StrobeClock { .. } => Some(FaultOp::ResetClock),
             FaultOp::StartLatency { .. } => Some(FaultOp::StopLatency),
             FaultOp::StartLoss { .. } => Some(FaultOp::StopLoss),
+            FaultOp::StartSuspend { .. } => Some(FaultOp::StopSuspend),
             _ => None,
         }
     }
@@ -146,12 +160,19 @@ impl FaultOp {
                 "jitter_ms": jitter.as_millis() as u64,
             }),
             FaultOp::StartLoss { target, loss, .. } => json!({ "target": target, "loss": loss }),
+            FaultOp::StartSuspend {
+                target,
+                pause_ms,
+                back_ms,
+                ..
+            } => json!({ "target": target, "pause_ms": pause_ms, "back_ms": back_ms }),
             FaultOp::StopPartition
             | FaultOp::Start
             | FaultOp::Resume
             | FaultOp::ResetClock
             | FaultOp::StopLatency
-            | FaultOp::StopLoss => Value::Null,
+            | FaultOp::StopLoss
+            | FaultOp::StopSuspend => Value::Null,
         }
     }
 }
@@ -264,6 +285,21 @@ impl Schedule {
                 FaultOp::StartLoss {
                     target,
                     loss: c.loss,
+                    seed,
+                }
+            }
+            FaultKind::Suspend => {
+                let (target, seed) = aim();
+                // Asleep for the first half, awake and still cut off for the second: long
+                // enough for the others to move on, then time to act on what it believed. Its
+                // clock goes back by the whole fault, so until the stop it reads no later than
+                // the moment it was cut off: whatever it concluded from its clock then (a
+                // lease, a lock's expiry) still looks true to it.
+                let whole = i64::try_from(c.interval.as_millis()).unwrap_or(i64::MAX);
+                FaultOp::StartSuspend {
+                    target,
+                    pause_ms: (whole / 2).max(1),
+                    back_ms: whole.max(1),
                     seed,
                 }
             }

@@ -441,7 +441,7 @@ async fn every_scheduled_stop_leaves_the_cluster_healed() {
             assert_eq!(nemesis.active().len(), 1, "{:?}", planned.op);
         }
     }
-    assert_eq!(seen.len(), 13, "every op kind ran: {seen:?}");
+    assert_eq!(seen.len(), 15, "every op kind ran: {seen:?}");
 }
 
 /// The runner moves the nemesis into a spawned task, so it and its futures must be `Send`.
