@@ -88,14 +88,13 @@ const EXTRA_CSS: &str = "td.valid { color: #1f8a4c; font-weight: 600; } \
 td.invalid { color: #c4302b; font-weight: 600; } td.unknown, td.error { color: #b7791f; font-weight: 600; } \
 tr.missed td:nth-child(4) { color: #c4302b; font-weight: 700; } p.pass { color: #1f8a4c; } p.fail { color: #c4302b; font-weight: 600; }";
 
-/// Writes every campaign record's page; returns how many.
-pub fn write_all(store: &Path) -> anyhow::Result<usize> {
-    let records = crate::trends::campaign_records(store);
-    for (folder, record) in &records {
+/// Writes the page of every campaign record of the store (`trends::campaign_records`).
+pub fn write_all(store: &Path, records: &[(String, Value)]) -> anyhow::Result<()> {
+    for (folder, record) in records {
         let path = store.join("campaigns").join(folder).join("campaign.html");
         crate::page::write_atomically(&path, &render(folder, record))?;
     }
-    Ok(records.len())
+    Ok(())
 }
 
 #[cfg(test)]

@@ -141,8 +141,8 @@ fn row(store: &Path, dir: &Path) -> RunRow {
 }
 
 /// Each test's runs as a trend, with what the campaign records expected of them.
-fn trends(store: &Path, rows: &[RunRow]) -> Vec<Value> {
-    let expected = crate::trends::expectations(store);
+fn trends(records: &[(String, Value)], rows: &[RunRow]) -> Vec<Value> {
+    let expected = crate::trends::expectations(records);
     let points = rows
         .iter()
         .map(|row| {
@@ -193,9 +193,9 @@ fn trends(store: &Path, rows: &[RunRow]) -> Vec<Value> {
 }
 
 /// The campaign records, newest first, for the index's list.
-fn campaigns(store: &Path) -> Vec<Value> {
-    crate::trends::campaign_records(store)
-        .into_iter()
+fn campaigns(records: &[(String, Value)]) -> Vec<Value> {
+    records
+        .iter()
         .map(|(folder, record)| {
             let runs = record["runs"].as_array().map_or(0, Vec::len);
             let met = record["runs"]
@@ -230,6 +230,12 @@ pub fn rows(store: &Path) -> Vec<RunRow> {
 
 /// The index page of `store`.
 pub fn render(store: &Path) -> anyhow::Result<String> {
+    let records = crate::trends::campaign_records(store);
+    Ok(render_page(store, &records)?.0)
+}
+
+/// The index page from the store's campaign `records`, and how many runs it lists.
+fn render_page(store: &Path, records: &[(String, Value)]) -> anyhow::Result<(String, usize)> {
     let rows = rows(store);
     let count = |v: &str| rows.iter().filter(|r| r.verdict == v).count();
     let mut context = tera::Context::new();
@@ -238,21 +244,24 @@ pub fn render(store: &Path) -> anyhow::Result<String> {
         "counts",
         &serde_json::json!({"invalid": count("invalid"), "unknown": count("unknown")}),
     );
-    context.insert("trends", &trends(store, &rows));
-    context.insert("campaigns", &campaigns(store));
+    context.insert("trends", &trends(records, &rows));
+    context.insert("campaigns", &campaigns(records));
     context.insert("runs", &rows);
     let mut tera = tera::Tera::default();
     tera.add_raw_template("index.html", TEMPLATE)
         .context("the index template")?;
-    tera.render("index.html", &context)
-        .context("rendering the store index")
+    let page = tera
+        .render("index.html", &context)
+        .context("rendering the store index")?;
+    Ok((page, rows.len()))
 }
 
 /// Writes `<store>/index.html` (atomically); returns how many runs it lists.
+/// Also writes each campaign's page, from the campaign records read once for both.
 pub fn write(store: &Path) -> anyhow::Result<usize> {
-    crate::campaign_page::write_all(store)?;
-    let page = render(store)?;
-    let path = store.join("index.html");
-    crate::page::write_atomically(&path, &page)?;
-    Ok(run_dirs(store).len())
+    let records = crate::trends::campaign_records(store);
+    crate::campaign_page::write_all(store, &records)?;
+    let (page, runs) = render_page(store, &records)?;
+    crate::page::write_atomically(&store.join("index.html"), &page)?;
+    Ok(runs)
 }

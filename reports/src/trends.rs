@@ -38,11 +38,11 @@ impl Trend {
     }
 }
 
-/// What the campaign records say about each run folder (relative to the store): its
+/// What the campaign `records` say about each run folder (relative to the store): its
 /// expectation, whether it met it, and how long it took.
-pub fn expectations(store: &Path) -> HashMap<String, (String, bool, f64)> {
+pub fn expectations(records: &[(String, Value)]) -> HashMap<String, (String, bool, f64)> {
     let mut out = HashMap::new();
-    for record in campaign_records(store) {
+    for record in records {
         for run in record.1["runs"].as_array().into_iter().flatten() {
             if let (Some(dir), Some(expect), Some(met)) = (
                 run["dir"].as_str(),
