@@ -365,7 +365,7 @@ pub struct IsolationArgs {
     /// The consistency model whose anomalies make the history invalid: read-uncommitted,
     /// read-committed, repeatable-read, snapshot-isolation, serializable, strict-serializable,
     /// strong-session-* ... [default: strict-serializable].
-    #[arg(long, value_parser = parse_consistency_model)]
+    #[arg(long, value_parser = crate::target::parse_consistency_model)]
     pub consistency_model: Option<checkers::txn::ConsistencyModel>,
 
     /// rw-register: every key is linearizable, so real-time order gives each key's version order.
@@ -394,16 +394,6 @@ impl IsolationArgs {
 
 fn parse_txn_workload(s: &str) -> Result<checkers::txn::TxnWorkload, String> {
     s.parse()
-}
-
-/// Consistency models are named as Elle names them (kebab-case).
-pub fn parse_consistency_model(s: &str) -> Result<checkers::txn::ConsistencyModel, String> {
-    serde_json::from_value(serde_json::Value::String(s.to_string())).map_err(|_| {
-        format!(
-            "no consistency model {s:?}; try read-uncommitted, read-committed, repeatable-read, \
-             snapshot-isolation, serializable or strict-serializable"
-        )
-    })
 }
 
 fn parse_model(s: &str) -> Result<ModelKind, String> {

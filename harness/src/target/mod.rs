@@ -693,16 +693,10 @@ impl TargetDef {
 }
 
 /// A consistency model by the name the isolation checker gives it (`strict-serializable`,
-/// `serializable`, `snapshot-isolation`, `repeatable-read`, `read-committed`, ...).
+/// `serializable`, `snapshot-isolation`, `repeatable-read`, `read-committed`, Elle's aliases
+/// such as `PL-2`, ...).
 pub fn parse_consistency_model(name: &str) -> Result<checkers::txn::ConsistencyModel, String> {
-    serde_json::from_value(serde_json::Value::String(name.trim().to_string())).map_err(|_| {
-        format!(
-            "no consistency model {:?}; use one of strict-serializable, serializable, \
-             snapshot-isolation, repeatable-read, read-committed, read-uncommitted (or another \
-             of Elle's models, e.g. strong-session-serializable)",
-            name.trim()
-        )
-    })
+    name.trim().parse()
 }
 
 #[cfg(test)]
