@@ -134,8 +134,8 @@ impl TxnGen {
 
 impl Generator for TxnGen {
     fn next(&mut self, ctx: &mut Context<'_>) -> Next {
-        match ctx.free.first() {
-            Some(&process) => Next::Invoke {
+        match ctx.some_free_process() {
+            Some(process) => Next::Invoke {
                 process,
                 op: OpTemplate::new("txn", self.txn(ctx.rng)),
             },
@@ -196,7 +196,7 @@ impl Generator for TxnFinalReads {
         if ctx.now < self.not_before {
             return Next::Wait(self.not_before - ctx.now);
         }
-        let Some(&process) = ctx.free.first() else {
+        let Some(process) = ctx.some_free_process() else {
             return Next::Pending;
         };
         let op = queue.pop_front().expect("not empty");

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use rand::rngs::StdRng;
+use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 /// A client process number (DESIGN.md §3). A process has at most one open operation; a process
@@ -84,6 +85,21 @@ impl Context<'_> {
             free,
             busy: self.busy,
             rng: &mut *self.rng,
+        }
+    }
+
+    /// A free process chosen uniformly at random, `None` if all are busy.
+    ///
+    /// Random, not the lowest: processes map onto nodes and connections, and a source that
+    /// always took the lowest free process would send nearly every operation of a lightly loaded
+    /// run through the same few, leaving the rest (say, the connections to a deposed leader) all
+    /// but idle. A single free process costs no random draw, so a lone nemesis process leaves
+    /// the stream of random numbers untouched.
+    pub fn some_free_process(&mut self) -> Option<Process> {
+        match self.free {
+            [] => None,
+            [only] => Some(*only),
+            free => Some(free[self.rng.gen_range(0..free.len())]),
         }
     }
 }

@@ -4,14 +4,14 @@ use rand::rngs::StdRng;
 
 use super::core::{Context, Generator, Next, OpTemplate, Process};
 
-/// An infinite source: each call builds an operation with `f(rng, process)` for the lowest free
-/// process. `Pending` when no process is free. See [`from_fn`].
+/// An infinite source: each call builds an operation with `f(rng, process)` for a free process
+/// chosen at random. `Pending` when no process is free. See [`from_fn`].
 pub struct FromFn<F> {
     f: F,
 }
 
-/// An infinite source of operations built by `f(rng, process)`, invoked on the lowest free
-/// process. Bound it with [`limit`](super::limit) or [`time_limit`](super::time_limit).
+/// An infinite source of operations built by `f(rng, process)`, invoked on a free process chosen
+/// at random ([`Context::some_free_process`]). Bound it with [`limit`](super::limit) or [`time_limit`](super::time_limit).
 pub fn from_fn<F>(f: F) -> FromFn<F>
 where
     F: FnMut(&mut StdRng, Process) -> OpTemplate + Send,
@@ -24,8 +24,8 @@ where
     F: FnMut(&mut StdRng, Process) -> OpTemplate + Send,
 {
     fn next(&mut self, ctx: &mut Context<'_>) -> Next {
-        match ctx.free.first() {
-            Some(&process) => Next::Invoke {
+        match ctx.some_free_process() {
+            Some(process) => Next::Invoke {
                 process,
                 op: (self.f)(ctx.rng, process),
             },
@@ -51,8 +51,8 @@ impl Generator for Cycle {
         if self.ops.is_empty() {
             return Next::Done;
         }
-        match ctx.free.first() {
-            Some(&process) => {
+        match ctx.some_free_process() {
+            Some(process) => {
                 let op = self.ops[self.at % self.ops.len()].clone();
                 self.at += 1;
                 Next::Invoke { process, op }
@@ -70,22 +70,27 @@ mod tests {
     use std::time::Duration;
 
     #[test]
-    fn from_fn_uses_lowest_free_process_and_rng() {
+    fn from_fn_spreads_operations_over_the_free_processes() {
         let mut rng = StdRng::seed_from_u64(1);
         let mut g = from_fn(|rng, p| OpTemplate::new("w", json!([p, rng.gen_range(0..10)])));
-        let mut ctx = Context {
-            now: Duration::ZERO,
-            free: &[3, 5],
-            busy: 0,
-            rng: &mut rng,
-        };
-        match g.next(&mut ctx) {
-            Next::Invoke { process, op } => {
-                assert_eq!(process, 3);
-                assert_eq!(op.value[0], json!(3));
+        let mut chosen = std::collections::BTreeSet::new();
+        for _ in 0..64 {
+            let mut ctx = Context {
+                now: Duration::ZERO,
+                free: &[3, 5, 9],
+                busy: 0,
+                rng: &mut rng,
+            };
+            match g.next(&mut ctx) {
+                Next::Invoke { process, op } => {
+                    assert!([3, 5, 9].contains(&process), "{process} is not free");
+                    assert_eq!(op.value[0], json!(process));
+                    chosen.insert(process);
+                }
+                other => panic!("{other:?}"),
             }
-            other => panic!("{other:?}"),
         }
+        assert_eq!(chosen.into_iter().collect::<Vec<_>>(), vec![3, 5, 9]);
         let mut ctx = Context {
             now: Duration::ZERO,
             free: &[],
@@ -93,6 +98,20 @@ mod tests {
             rng: &mut rng,
         };
         assert_eq!(g.next(&mut ctx), Next::Pending);
+    }
+
+    #[test]
+    fn a_lone_free_process_costs_no_random_draw() {
+        let mut rng = StdRng::seed_from_u64(7);
+        let mut untouched = rng.clone();
+        let mut ctx = Context {
+            now: Duration::ZERO,
+            free: &[4],
+            busy: 0,
+            rng: &mut rng,
+        };
+        assert_eq!(ctx.some_free_process(), Some(4));
+        assert_eq!(rng.gen::<u64>(), untouched.gen::<u64>());
     }
 
     #[test]
