@@ -11,7 +11,8 @@ pub struct FromFn<F> {
 }
 
 /// An infinite source of operations built by `f(rng, process)`, invoked on a free process chosen
-/// at random ([`Context::some_free_process`]). Bound it with [`limit`](super::limit) or [`time_limit`](super::time_limit).
+/// at random ([`Context::some_free_process`]). Bound it with [`limit`](super::limit) or
+/// [`time_limit`](super::time_limit).
 pub fn from_fn<F>(f: F) -> FromFn<F>
 where
     F: FnMut(&mut StdRng, Process) -> OpTemplate + Send,
