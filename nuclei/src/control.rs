@@ -51,6 +51,16 @@ impl Grudge {
     pub fn is_empty(&self) -> bool {
         self.0.values().all(BTreeSet::is_empty)
     }
+
+    /// Adds every cut of `other` to this one (two faults' partitions in force at once).
+    pub fn union_with(&mut self, other: &Grudge) {
+        for (receiver, senders) in &other.0 {
+            self.0
+                .entry(receiver.clone())
+                .or_default()
+                .extend(senders.iter().cloned());
+        }
+    }
 }
 
 /// How a degraded network link behaves: every packet delayed by `latency` ± `jitter` (uniform),

@@ -363,12 +363,7 @@ impl Nemesis {
         let partition = self.partition.as_ref().map(|(_, g)| g);
         let suspension = self.suspended.as_ref().map(|s| &s.grudge);
         for grudge in partition.into_iter().chain(suspension) {
-            for (receiver, senders) in &grudge.0 {
-                all.0
-                    .entry(receiver.clone())
-                    .or_default()
-                    .extend(senders.iter().cloned());
-            }
+            all.union_with(grudge);
         }
         all
     }

@@ -229,17 +229,12 @@ impl FaultKind {
         matches!(self, FaultKind::Clock | FaultKind::Suspend)
     }
 
-    /// The plain fault kinds this one is made of (itself, unless it is composed), so a limit
+    /// The plain fault kinds a composed fault is made of (none for a plain one), so a limit
     /// declared on `partition`, `pause` or `clock` also holds for a fault made with them.
     pub fn parts(self) -> &'static [FaultKind] {
         match self {
             FaultKind::Suspend => &[FaultKind::Partition, FaultKind::Pause, FaultKind::Clock],
-            FaultKind::Partition => &[FaultKind::Partition],
-            FaultKind::Kill => &[FaultKind::Kill],
-            FaultKind::Pause => &[FaultKind::Pause],
-            FaultKind::Clock => &[FaultKind::Clock],
-            FaultKind::Latency => &[FaultKind::Latency],
-            FaultKind::Loss => &[FaultKind::Loss],
+            _ => &[],
         }
     }
 }
